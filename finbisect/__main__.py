@@ -1,0 +1,5 @@
+"""`python -m finbisect` is the `finbisect` command."""
+
+from finbisect.cli import main
+
+main()

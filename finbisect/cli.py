@@ -1,0 +1,258 @@
+"""Command line: parse, call the session, report, exit. The only module that exits.
+
+Every refusal is one line on stderr and a documented exit code; click's own
+usage errors are folded into that shape too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import platformdirs
+
+from finbisect.build import BuildConfig
+from finbisect.demo import demo_options, demo_workspace
+from finbisect.errors import FinbisectError, HuntInterruptedError, InconclusiveError, UsageError
+from finbisect.models import OutcomeKind, Result
+from finbisect.probe import DEFAULT_SYMPTOMS
+from finbisect.report import make_progress, print_report, result_to_json, write_json
+from finbisect.session import HuntOptions, run_hunt
+
+__all__ = ["cli", "main"]
+
+
+class _Group(click.Group):
+    """Runs commands with finbisect's error contract instead of click's."""
+
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except click.exceptions.Abort:
+            _fail("interrupted", HuntInterruptedError.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message().replace("\n", " "), UsageError.exit_code)
+        except FinbisectError as exc:
+            _fail(exc.message, exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; children killed, cache kept", HuntInterruptedError.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"finbisect: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main() -> None:
+    cli()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="finbisect")
+def cli() -> None:
+    """Find the CPython commit that introduced or fixed a crash or hang at exit."""
+
+
+def _symptoms(_ctx: click.Context, _param: click.Parameter, value: str) -> frozenset[OutcomeKind]:
+    kinds = [part.strip() for part in value.split(",") if part.strip()]
+    allowed = {OutcomeKind.CRASH.value, OutcomeKind.HANG.value, OutcomeKind.ERROR.value}
+    bad = [kind for kind in kinds if kind not in allowed]
+    if bad or not kinds:
+        raise click.BadParameter(
+            f"{value!r}: give a comma-separated list of crash, hang, error", param_hint="--symptom"
+        )
+    return frozenset(OutcomeKind(kind) for kind in kinds)
+
+
+def _regex(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> re.Pattern[str] | None:
+    if value is None:
+        return None
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise click.BadParameter(
+            f"{value!r} is not a valid regex: {exc}", param_hint="--match"
+        ) from None
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("FINBISECT_CACHE_DIR") or platformdirs.user_cache_dir("finbisect"))
+
+
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+@cli.command()
+@click.argument("repro", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--repo",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The CPython git checkout (never modified).",
+)
+@click.option("--good", required=True, help="A revision that does not show the symptom.")
+@click.option("--bad", required=True, help="A revision that shows the symptom.")
+@click.option(
+    "--build-cmd", help="Shell command that builds a revision (default: CPython's own build)."
+)
+@click.option(
+    "--interpreter",
+    default="python",
+    show_default=True,
+    help="The built executable, relative to the checkout.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="number of CPUs",
+    help="Build parallelism.",
+)
+@click.option(
+    "--build-timeout",
+    type=_POSITIVE,
+    default=3600.0,
+    show_default=True,
+    help="Seconds a build may take before the revision is skipped.",
+)
+@click.option(
+    "--symptom",
+    "symptoms",
+    default=",".join(sorted(k.value for k in DEFAULT_SYMPTOMS)),
+    show_default=True,
+    callback=_symptoms,
+    help="Run kinds that count as the symptom.",
+)
+@click.option(
+    "--match",
+    callback=_regex,
+    help="Regex a crash's or error's output must match to count as the symptom.",
+)
+@click.option(
+    "--timeout",
+    type=_POSITIVE,
+    default=60.0,
+    show_default=True,
+    help="Seconds one run may take before it counts as a hang.",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs per revision; any symptom makes it bad.",
+)
+@click.option("--first-parent", is_flag=True, help="Only follow first parents (mainline merges).")
+@click.option("--no-verify", is_flag=True, help="Trust --good and --bad without testing them.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the result as JSON here.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=_default_cache_dir,
+    show_default="$FINBISECT_CACHE_DIR or the user cache",
+    help="Where finbisect keeps its clone, builds and logs.",
+)
+def run(
+    *,
+    repro: Path,
+    repo: Path,
+    good: str,
+    bad: str,
+    build_cmd: str | None,
+    interpreter: str,
+    jobs: int,
+    build_timeout: float,
+    symptoms: frozenset[OutcomeKind],
+    match: re.Pattern[str] | None,
+    timeout: float,
+    runs: int,
+    first_parent: bool,
+    no_verify: bool,
+    json_path: Path | None,
+    cache_dir: Path,
+) -> int:  # fmt: skip
+    """Bisect REPO between --good and --bad for the commit that changed REPRO's fate."""
+    if not repro.is_file():
+        raise UsageError(f"repro script not found: {repro}")
+    if build_cmd is not None and not build_cmd.strip():
+        raise UsageError("--build-cmd is empty")
+    options = HuntOptions(
+        repro=repro.resolve(),
+        repo=repo,
+        good=good,
+        bad=bad,
+        build=BuildConfig(
+            command=build_cmd, interpreter=interpreter, jobs=jobs, timeout=build_timeout
+        ),
+        symptoms=symptoms,
+        match=match,
+        timeout=timeout,
+        runs=runs,
+        first_parent=first_parent,
+        verify=not no_verify,
+        cache_dir=cache_dir.resolve(),
+    )
+    return _run_and_report(options, json_path)
+
+
+def _run_and_report(options: HuntOptions, json_path: Path | None) -> int:
+    _check_writable(json_path)
+    progress = make_progress()
+    try:
+        result = run_hunt(options, progress)
+    finally:
+        progress.close()
+    return _report(result, json_path)
+
+
+def _check_writable(json_path: Path | None) -> None:
+    """Refuse an unwritable --json before hours of building, not after."""
+    if json_path is not None and not json_path.resolve().parent.is_dir():
+        raise UsageError(f"--json: directory does not exist: {json_path.parent}")
+
+
+def _report(result: Result, json_path: Path | None) -> int:
+    print_report(result)
+    if json_path is not None:
+        write_json(json_path, result_to_json(result))
+    return 0 if result.culprit is not None else InconclusiveError.exit_code
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to generate the demo repository (default: a temporary directory).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the result as JSON here.",
+)
+def demo(*, directory: Path | None, json_path: Path | None) -> int:  # fmt: skip
+    """Bisect a small generated repository ("minipy") whose history breaks the GIL at exit."""
+    with demo_workspace(directory) as where:
+        options = demo_options(where)
+        click.echo(
+            f"finbisect demo: generated {options.repo} ({options.good[:10]}..{options.bad[:10]})",
+            err=True,
+        )
+        return _run_and_report(options, json_path)

@@ -1,0 +1,713 @@
+"""minipy: small, real git histories of a tiny C "interpreter" to bisect.
+
+The generated repository holds a C99 program and a Makefile; ``make`` builds
+``./python``, which is run as ``./python /abs/path/repro.py`` like CPython. What
+it does *at exit* depends on the knobs in ``config.h`` (see ``DEFAULT_KNOBS``),
+which the history changes from commit to commit:
+
+- ``EXIT_CRASH_PERCENT`` (0-100): abort with ``Fatal Python error:
+  pthread_mutex_destroy(gil_mutex) failed`` in that share of runs (random per run).
+- ``EXIT_HANG``: fork a child that forks a grandchild; all three sleep forever.
+- ``EXIT_ERROR``: ``RuntimeError: can't create new thread at interpreter
+  shutdown`` on stderr, exit status 1.
+- ``UNRELATED_CRASH``: ``Fatal Python error: Segmentation fault`` and SIGSEGV,
+  *instead of* any of the above (a crash a ``--match gil_mutex`` must not count).
+- ``EXIT_SLOW_MS`` / ``EXIT_JITTER_MS``: sleep that long (plus uniform jitter)
+  first, at every exit.
+- ``BROKEN_BUILD``: ``#error "gil.c: broken at this revision"``; the revision
+  does not build.
+
+Hashes are deterministic: fixed identities, commit N (in creation order) dated
+2024-01-01 + N hours, git run without the user's global or system config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import git
+
+from finbisect.errors import GitError
+
+__all__ = [
+    "DEFAULT_KNOBS",
+    "GeneratedHistory",
+    "HistoryBuilder",
+    "Symptom",
+    "demo_history",
+    "linear_history",
+    "merge_history",
+]
+
+Symptom = Literal["crash", "hang", "error", "slow"]
+
+DEFAULT_KNOBS: Mapping[str, int] = MappingProxyType(
+    {
+        "BROKEN_BUILD": 0,
+        "EXIT_CRASH_PERCENT": 0,
+        "EXIT_ERROR": 0,
+        "EXIT_HANG": 0,
+        "EXIT_JITTER_MS": 0,
+        "EXIT_SLOW_MS": 0,
+        "UNRELATED_CRASH": 0,
+    }
+)
+_BOOLEAN_KNOBS = frozenset({"BROKEN_BUILD", "EXIT_ERROR", "EXIT_HANG", "UNRELATED_CRASH"})
+
+_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
+_COMMITTER = ("Minipy Release Bot", "bot@minipy.example.org")
+_DEFAULT_AUTHOR = "Minipy Developer <dev@minipy.example.org>"
+_AUTHOR_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
+_DEFINE_RE = re.compile(r"^#define (?P<name>[A-Z_]+) (?P<value>-?\d+)$", re.MULTILINE)
+_NEWS = "Misc/NEWS"
+_NOTES = "Doc/notes.txt"
+
+_MAKEFILE = """\
+# minipy: `make` builds ./python; config.h holds the knobs the history changes.
+CFLAGS ?= -std=c99 -O0 -Wall
+
+python: main.c gil.c config.h
+\t$(CC) $(CFLAGS) -o python main.c gil.c
+
+clean:
+\trm -f python *.o
+
+.PHONY: clean
+"""
+
+_MAIN_C = r"""/* main.c: minipy, a tiny stand-in for a CPython interpreter. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+void py_finalize(void);
+
+int main(int argc, char **argv)
+{
+    const char *path = argc > 1 ? argv[1] : "";
+    FILE *script = argc > 1 ? fopen(path, "r") : NULL;
+    int err = argc > 1 ? errno : ENOENT;
+    if (script == NULL) {
+        fprintf(stderr, "python: can't open file '%s': [Errno %d] %s\n",
+                path, err, strerror(err));
+        return 2;
+    }
+    long lines = 0;
+    int c, last = '\n';
+    while ((c = fgetc(script)) != EOF) {
+        if (c == '\n')
+            lines++;
+        last = c;
+    }
+    if (last != '\n')
+        lines++;
+    fclose(script);
+    printf("minipy 0.1: ran %s (%ld line%s)\n", path, lines, lines == 1 ? "" : "s");
+    fflush(stdout);
+    py_finalize();
+    return 0;
+}
+"""
+
+_GIL_C = r"""/* gil.c: interpreter finalization; its behaviour depends on config.h. */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include "config.h"
+
+#if BROKEN_BUILD
+#error "gil.c: broken at this revision"
+#endif
+
+static unsigned long long rng_state;
+
+static void seed_rng(void)
+{
+    struct timespec ts;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f == NULL || fread(&rng_state, sizeof rng_state, 1, f) != 1) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        rng_state = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 32);
+    }
+    if (f != NULL)
+        fclose(f);
+    rng_state ^= (unsigned long long)getpid() << 16;
+    if (rng_state == 0)
+        rng_state = 0x9e3779b97f4a7c15ULL;
+}
+
+static unsigned long long next_random(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static void fatal(const char *msg)
+{
+    /* No core files in the caller's directory. */
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+    fprintf(stderr, "Fatal Python error: %s\n", msg);
+}
+
+void py_finalize(void)
+{
+    static int tstate;
+    seed_rng();
+    if (EXIT_SLOW_MS > 0 || EXIT_JITTER_MS > 0)
+        sleep_ms(EXIT_SLOW_MS + (long)(next_random() % (EXIT_JITTER_MS + 1ULL)));
+    if (UNRELATED_CRASH) {
+        fatal("Segmentation fault");
+        fprintf(stderr, "\nCurrent thread 0x%016lx (most recent call first):\n"
+                        "  File \"_io\", line 1 in flush\n", (unsigned long)getpid());
+        fflush(stderr);
+        raise(SIGSEGV);
+    }
+    if (EXIT_ERROR) {
+        fprintf(stderr, "Exception ignored in: <module 'threading'>\n"
+                        "RuntimeError: can't create new thread at interpreter shutdown\n");
+        exit(1);
+    }
+    if (EXIT_HANG) {
+        /* Wait for "daemon threads" that never finish: a child and a grandchild. */
+        fflush(NULL);
+        if (fork() == 0)
+            fork();
+        for (;;)
+            pause();
+    }
+    if ((int)(next_random() % 100ULL) < EXIT_CRASH_PERCENT) {
+        fatal("pthread_mutex_destroy(gil_mutex) failed");
+        fprintf(stderr, "Python runtime state: finalizing (tstate=%p)\n\n", (void *)&tstate);
+        fflush(stderr);
+        abort();
+    }
+}
+"""
+
+_STATIC_FILES: Mapping[str, str] = MappingProxyType(
+    {
+        ".gitignore": "python\n*.o\ncore\n",
+        # Append-only logs: merging two branches keeps both sides' lines.
+        ".gitattributes": f"{_NEWS} merge=union\n{_NOTES} merge=union\n",
+        "Makefile": _MAKEFILE,
+        "main.c": _MAIN_C,
+        "gil.c": _GIL_C,
+        "README": "minipy: a tiny interpreter whose exit behaviour is set by config.h.\n",
+        _NEWS: "minipy NEWS\n===========\n",
+        _NOTES: "minipy notes\n============\n",
+    }
+)
+
+
+def _render_config(knobs: Mapping[str, int]) -> str:
+    lines = [
+        "/* config.h: compile-time knobs of minipy; the history changes them. */",
+        "#ifndef MINIPY_CONFIG_H",
+        "#define MINIPY_CONFIG_H",
+        *(f"#define {name} {knobs[name]}" for name in sorted(knobs)),
+        "#endif",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _parse_config(text: str) -> dict[str, int]:
+    knobs = dict(DEFAULT_KNOBS)
+    for match in _DEFINE_RE.finditer(text):
+        if match["name"] in knobs:
+            knobs[match["name"]] = int(match["value"])
+    return knobs
+
+
+def _check_knobs(knobs: Mapping[str, int]) -> None:
+    for name, value in knobs.items():
+        if name not in DEFAULT_KNOBS:
+            known = ", ".join(sorted(DEFAULT_KNOBS))
+            raise ValueError(f"unknown minipy knob {name!r} (known: {known})")
+        if name in _BOOLEAN_KNOBS and value not in (0, 1):
+            raise ValueError(f"{name} must be 0 or 1, not {value}")
+        if name == "EXIT_CRASH_PERCENT" and not 0 <= value <= 100:
+            raise ValueError(f"EXIT_CRASH_PERCENT must be within 0..100, not {value}")
+        if value < 0:
+            raise ValueError(f"{name} must not be negative, not {value}")
+
+
+def _identity(author: str) -> tuple[str, str]:
+    match = _AUTHOR_RE.match(author)
+    if match is None:
+        raise ValueError(f"author must look like 'Name <email>', not {author!r}")
+    return match["name"], match["email"]
+
+
+class HistoryBuilder:
+    """Write a minipy history commit by commit into a new repository at ``path``.
+
+    The initial files (sources, Makefile, ``.gitignore`` listing the build
+    products, ``config.h`` with ``DEFAULT_KNOBS``) are written but not yet
+    committed: the first ``commit()`` is the initial import.
+
+    Merges: ``merge()`` resolves ``config.h`` knob by knob (three-way, against
+    the merge base): a knob the merged branch changed takes its value, every
+    other knob keeps the current branch's. ``Misc/NEWS`` and ``Doc/notes.txt``
+    merge by union. Anything else that conflicts is an error.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.resolve()
+        if self.path.exists() and any(self.path.iterdir()):
+            raise ValueError(f"{self.path} exists and is not empty")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._count = 0
+        try:
+            # No template: the user's init.templateDir (hooks) stays out of it.
+            git.Git(self.path).execute(
+                ["git", "init", "--quiet", "--initial-branch=main", "--template="]
+            )
+            self._repo = git.Repo(self.path)
+        except git.GitCommandError as exc:
+            raise GitError(f"cannot create a git repository in {self.path}: {exc}") from exc
+        # Hermetic: no user/system config (signing, hooks, autocrlf) can change the hashes.
+        self._repo.git.update_environment(
+            GIT_CONFIG_GLOBAL=os.devnull,
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_COMMITTER_NAME=_COMMITTER[0],
+            GIT_COMMITTER_EMAIL=_COMMITTER[1],
+        )
+        for name, text in _STATIC_FILES.items():
+            self._write(name, text)
+        self._knobs = dict(DEFAULT_KNOBS)
+        self._write("config.h", _render_config(self._knobs))
+
+    @property
+    def knobs(self) -> Mapping[str, int]:
+        """The knobs of the working tree (the current branch's last commit, or pending)."""
+        return MappingProxyType(dict(self._knobs))
+
+    @property
+    def head(self) -> str:
+        """Full sha of HEAD."""
+        return self._git("rev-parse", "HEAD")
+
+    def commit(
+        self,
+        subject: str,
+        *,
+        body: str = "",
+        author: str | None = None,
+        touch: str | None = _NEWS,
+        **knobs: int,
+    ) -> str:
+        """Set ``knobs`` (others unchanged), append ``- subject`` to ``touch``, commit.
+
+        ``touch`` names the harmless file that records the change (``None``: only
+        ``config.h`` changes, so ``knobs`` must change something). Returns the sha.
+        """
+        return self._commit_knobs(subject, knobs, body=body, author=author, touch=touch)
+
+    def _commit_knobs(
+        self,
+        subject: str,
+        knobs: Mapping[str, int],
+        *,
+        body: str = "",
+        author: str | None = None,
+        touch: str | None = _NEWS,
+    ) -> str:
+        _check_knobs(knobs)
+        new_knobs = {**self._knobs, **knobs}
+        if touch is None and new_knobs == self._knobs and self._count > 0:
+            raise ValueError(f"commit {subject!r} would change no file")
+        self._knobs = new_knobs
+        self._write("config.h", _render_config(new_knobs))
+        if touch is not None:
+            target = self.path / touch
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("a", encoding="utf-8") as log:
+                log.write(f"- {subject}\n")
+        self._git("add", "--all")
+        message = f"{subject}\n\n{body.strip()}\n" if body.strip() else f"{subject}\n"
+        return self._commit(message, author)
+
+    def branch(self, name: str, at: str | None = None) -> None:
+        """Create branch ``name`` at ``at`` (default HEAD) and switch to it."""
+        self._git("checkout", "--quiet", "-b", name, at or "HEAD")
+        self._reload_knobs()
+
+    def switch(self, name: str) -> None:
+        """Switch to the existing branch ``name``."""
+        self._git("checkout", "--quiet", name)
+        self._reload_knobs()
+
+    def merge(self, name: str, subject: str, *, author: str | None = None) -> str:
+        """Merge branch ``name`` into the current one with a merge commit; return its sha."""
+        ours = self._knobs_at("HEAD")
+        theirs = self._knobs_at(name)
+        base = self._knobs_at(self._git("merge-base", "HEAD", name))
+        merged = {k: theirs[k] if theirs[k] != base[k] else ours[k] for k in DEFAULT_KNOBS}
+        try:
+            self._git("merge", "--no-ff", "--no-commit", "--quiet", name)
+        except GitError:
+            conflicts = set(self._git("diff", "--name-only", "--diff-filter=U").split())
+            if not conflicts:
+                raise
+            if conflicts - {"config.h"}:
+                self._git("merge", "--abort")
+                raise GitError(
+                    f"merging {name!r} conflicts in {', '.join(sorted(conflicts))}"
+                ) from None
+        self._knobs = merged
+        self._write("config.h", _render_config(merged))
+        self._git("add", "config.h")
+        return self._commit(f"{subject}\n", author)
+
+    def tag(self, name: str, sha: str | None = None) -> None:
+        """Create the lightweight tag ``name`` at ``sha`` (default HEAD)."""
+        self._git("tag", name, sha or "HEAD")
+
+    def _commit(self, message: str, author: str | None) -> str:
+        name, email = _identity(author or _DEFAULT_AUTHOR)
+        date = f"{_EPOCH + 3600 * self._count} +0000"
+        self._count += 1
+        self._repo.git.update_environment(
+            GIT_AUTHOR_NAME=name,
+            GIT_AUTHOR_EMAIL=email,
+            GIT_AUTHOR_DATE=date,
+            GIT_COMMITTER_DATE=date,
+        )
+        self._git("commit", "--quiet", "--no-verify", "--cleanup=verbatim", "-m", message)
+        return self.head
+
+    def _knobs_at(self, rev: str) -> dict[str, int]:
+        return _parse_config(self._git("show", f"{rev}:config.h"))
+
+    def _reload_knobs(self) -> None:
+        self._knobs = _parse_config((self.path / "config.h").read_text(encoding="utf-8"))
+
+    def _write(self, name: str, text: str) -> None:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+    def _git(self, *args: str) -> str:
+        try:
+            out: str = self._repo.git.execute(["git", *args])
+        except git.GitCommandError as exc:
+            raise GitError(f"git {' '.join(args)} failed in {self.path}: {exc}") from exc
+        return out.strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneratedHistory:
+    """A generated repository and the answer a bisection of it must give.
+
+    ``culprit`` is the first "new" commit over all commits (a side-branch commit
+    for ``merge_history``); ``first_parent_culprit`` the one ``--first-parent``
+    must name (the merge commit there, ``culprit`` otherwise).
+    """
+
+    path: Path
+    good: str
+    bad: str
+    culprit: str
+    first_parent_culprit: str
+    shas: tuple[str, ...]  # every commit reachable from main, oldest first
+    mainline: tuple[str, ...]  # main's first-parent chain, oldest first
+    broken: tuple[str, ...] = ()  # revisions that do not build
+    unrelated: tuple[str, ...] = ()  # revisions that segfault instead
+
+
+def _history(
+    builder: HistoryBuilder,
+    *,
+    good: str,
+    bad: str,
+    culprit: str,
+    first_parent_culprit: str | None = None,
+    broken: Collection[str] = (),
+    unrelated: Collection[str] = (),
+) -> GeneratedHistory:
+    def rev_list(*args: str) -> tuple[str, ...]:
+        return tuple(builder._git("rev-list", "--reverse", *args, "main").split())
+
+    return GeneratedHistory(
+        path=builder.path,
+        good=good,
+        bad=bad,
+        culprit=culprit,
+        first_parent_culprit=first_parent_culprit or culprit,
+        shas=rev_list("--date-order"),
+        mainline=rev_list("--first-parent"),
+        broken=tuple(broken),
+        unrelated=tuple(unrelated),
+    )
+
+
+def _symptom_knobs(
+    symptom: Symptom, *, on: bool, crash_percent: int, slow_ms: int
+) -> dict[str, int]:
+    if symptom == "crash":
+        return {"EXIT_CRASH_PERCENT": crash_percent if on else 0}
+    if symptom == "hang":
+        return {"EXIT_HANG": int(on)}
+    if symptom == "error":
+        return {"EXIT_ERROR": int(on)}
+    return {"EXIT_SLOW_MS": slow_ms if on else 0}
+
+
+def linear_history(
+    path: Path,
+    *,
+    commits: int,
+    culprit: int,
+    fix: bool = False,
+    symptom: Symptom = "crash",
+    crash_percent: int = 100,
+    broken: Collection[int] = (),
+    unrelated: Collection[int] = (),
+    slow_ms: int = 0,
+    jitter_ms: int = 0,
+) -> GeneratedHistory:
+    """A straight history of ``commits`` commits; commit ``culprit`` flips the symptom.
+
+    Regression (default): commits ``culprit``.. show the symptom; good = commit 0,
+    bad = the last. ``fix=True``: commits ..``culprit - 1`` show it; good = the
+    last, bad = commit 0. ``broken`` commits do not build (the next one does
+    again); ``unrelated`` commits segfault *instead of* their own behaviour.
+    Neither may be an end. ``slow_ms`` delays every exit, except with
+    ``symptom="slow"``, where the delay is the symptom. ``jitter_ms`` applies to all.
+    """
+    if commits < 2 or not 1 <= culprit < commits:
+        raise ValueError(f"need commits >= 2 and 1 <= culprit < commits, not {commits}/{culprit}")
+    for label, indices in (("broken", broken), ("unrelated", unrelated)):
+        if any(not 0 < i < commits - 1 for i in indices):
+            raise ValueError(f"{label} commits must lie strictly between the ends: {indices}")
+    if symptom == "slow" and slow_ms <= 0:
+        raise ValueError('symptom="slow" needs slow_ms > 0')
+    _check_knobs({"EXIT_CRASH_PERCENT": crash_percent, "EXIT_SLOW_MS": slow_ms})
+    _check_knobs({"EXIT_JITTER_MS": jitter_ms})
+
+    builder = HistoryBuilder(path)
+    verb = "Fix" if fix else "Introduce"
+    shas: list[str] = []
+    for i in range(commits):
+        on = (i >= culprit) != fix
+        knobs = _symptom_knobs(symptom, on=on, crash_percent=crash_percent, slow_ms=slow_ms)
+        if symptom != "slow":
+            knobs["EXIT_SLOW_MS"] = slow_ms
+        knobs.update(
+            EXIT_JITTER_MS=jitter_ms,
+            BROKEN_BUILD=int(i in broken),
+            UNRELATED_CRASH=int(i in unrelated),
+        )
+        if i == 0:
+            subject = "Initial import of minipy"
+        elif i == culprit:
+            subject = f"gh-{1000 + i}: {verb} the {symptom} at exit"
+        else:
+            subject = f"gh-{1000 + i}: Routine change number {i}"
+        shas.append(builder._commit_knobs(subject, knobs))
+    good, bad = (shas[-1], shas[0]) if fix else (shas[0], shas[-1])
+    return _history(
+        builder,
+        good=good,
+        bad=bad,
+        culprit=shas[culprit],
+        broken=[shas[i] for i in sorted(broken)],
+        unrelated=[shas[i] for i in sorted(unrelated)],
+    )
+
+
+def merge_history(
+    path: Path,
+    *,
+    before: int = 3,
+    side: int = 4,
+    side_culprit: int = 2,
+    after: int = 2,
+    symptom: Symptom = "crash",
+    crash_percent: int = 100,
+) -> GeneratedHistory:
+    """The symptom arrives on a side branch merged into main.
+
+    main: ``before`` commits (the first is the initial import), the branch point,
+    one more main commit, the merge, ``after`` more commits. The side branch has
+    ``side`` commits; side commit ``side_culprit`` (0-based) turns the symptom on.
+    ``culprit`` is that side commit; ``first_parent_culprit`` the merge commit.
+    """
+    if before < 1 or after < 0 or not 0 <= side_culprit < side:
+        raise ValueError("need before >= 1, after >= 0 and 0 <= side_culprit < side")
+    builder = HistoryBuilder(path)
+    good = builder.commit("Initial import of minipy")
+    for i in range(1, before):
+        builder.commit(f"gh-{2000 + i}: Main change number {i}")
+    builder.branch("feature")
+    side_shas = []
+    for i in range(side):
+        knobs = (
+            _symptom_knobs(symptom, on=True, crash_percent=crash_percent, slow_ms=250)
+            if i == side_culprit
+            else {}
+        )
+        subject = f"gh-3000: Side change number {i}" + (" (the culprit)" if knobs else "")
+        side_shas.append(builder._commit_knobs(subject, knobs, touch=_NOTES, author=_AUTHORS[1]))
+    builder.switch("main")
+    builder.commit("gh-2100: Main change while the branch is open")
+    merge = builder.merge("feature", "Merge branch 'feature' into main")
+    bad = merge
+    for i in range(after):
+        bad = builder.commit(f"gh-{2200 + i}: Main change after the merge {i}")
+    return _history(
+        builder, good=good, bad=bad, culprit=side_shas[side_culprit], first_parent_culprit=merge
+    )
+
+
+_AUTHORS = (
+    "Ana Pires <ana.pires@example.org>",
+    "Ben Okafor <bokafor@example.org>",
+    "Chen Wei <chenwei@example.org>",
+    "Dana Kowalski <dana@example.org>",
+    "Eli Sato <eli.sato@example.org>",
+    "Farah Haddad <farah@example.org>",
+    "Gustav Lindqvist <gustav@example.org>",
+)
+
+# The demo's mainline, oldest first: (subject, author index, knobs). Index 0 is
+# the initial import; "bpo-9901" is the culprit (about 2/3 in); the side
+# branch forks after "Issue #9411" and merges back at "Merge branch 'doc-gil'".
+_BREAK = {"BROKEN_BUILD": 1}
+_MEND = {"BROKEN_BUILD": 0}
+_NONE: dict[str, int] = {}
+_DEMO_MAIN: tuple[tuple[str, int, dict[str, int]], ...] = (
+    ("Initial import of minipy, a CPython look-alike", 0, _NONE),
+    ("Issue #7946: Introduce the new GIL implementation", 1, _NONE),
+    ("Issue #7946: Add sys.setswitchinterval() and sys.getswitchinterval()", 1, _NONE),
+    ("Issue #8063: Call _PyGILState_Init() earlier in Py_Initialize()", 2, _NONE),
+    ("Fix a typo in the threading documentation", 3, _NONE),
+    ("Issue #8193: Fix a reference leak in _thread.start_new_thread()", 2, _NONE),
+    ("Issue #7946: Remove the old ticks-based GIL", 1, _NONE),
+    ("Issue #8299: Improve GIL switching on multi-core machines", 1, _NONE),
+    ("Issue #8410: Fix a crash in PyThread_acquire_lock_timed() on macOS", 4, _NONE),
+    ("Issue #8604: Add a forced-switching flag to drop_gil()", 1, _NONE),
+    ("Issue #8844: Make lock acquisitions interruptible by signals", 5, _BREAK),
+    ("Issue #8844: Fix the build on platforms without sem_timedwait()", 5, _MEND),
+    ("Issue #9090: Retry accept() on EINTR in the socket module", 3, _NONE),
+    ("Update the copyright year", 0, _NONE),
+    ("Issue #9182: Document the FORCE_SWITCHING macro in ceval_gil.h", 6, _NONE),
+    ("Issue #9317: Fix a race in PyEval_ReInitThreads() after fork()", 2, _NONE),
+    ("Issue #9411: Allow specifying an encoding for site.py", 4, _NONE),
+    # -- the side branch "doc-gil" forks here --
+    ("Issue #9425: Make the import machinery work with unicode paths", 3, _NONE),
+    ("Issue #9512: Fix a memory leak in the ssl module", 5, _NONE),
+    ("Issue #9566: Fix compiler warnings on Windows x64", 2, _NONE),
+    ("Merge branch 'doc-gil': document the new GIL", 6, _NONE),
+    ("Issue #9603: Add os.pipe2() where available", 4, _NONE),
+    ("Issue #9632: Remove sys.setfilesystemencoding()", 3, _NONE),
+    ("bpo-9650: Fix strftime() with a negative year", 0, _NONE),
+    ("bpo-9684: Add a new test for thread switching latency", 1, _NONE),
+    ("bpo-9712: Fix tokenize on identifiers that start with non-ASCII", 5, _NONE),
+    ("bpo-9725: Handle Ctrl-C in threading.Thread.join()", 2, _NONE),
+    ("bpo-9741: Document the threading.main_thread() fallback", 6, _NONE),
+    ("bpo-9757: Add memoryview.release()", 4, _NONE),
+    ("bpo-9778: Make hash values the same type on all platforms", 3, _NONE),
+    ("bpo-9792: Rename PyEval_ThreadsInitialized() internals", 1, _NONE),
+    ("bpo-9807: Deprecate the --with-tsc configure flag", 0, _NONE),
+    ("bpo-9822: Fix a crash in the __missing__ lookup of defaultdict", 2, _NONE),
+    ("bpo-9834: Raise a better error for unbalanced parentheses", 5, _NONE),
+    ("bpo-9848: Speed up threading.Lock on Linux", 1, _NONE),
+    ("bpo-9858: Fix a compiler warning in _ssl.c", 4, _NONE),
+    ("bpo-9867: Retry EINTR in os.waitpid()", 3, _NONE),
+    ("bpo-9877: Expose sysconfig.get_makefile_filename()", 6, _NONE),
+    ("bpo-9884: Fix test_threading on FreeBSD buildbots", 2, _NONE),
+    ("bpo-9893: Remove the obsolete Misc/Vim/ files", 0, _NONE),
+    ("bpo-9901: Destroy the GIL at exit", 1, {"EXIT_CRASH_PERCENT": 100}),
+    ("bpo-9910: Add a flags argument to os.sendfile()", 5, _NONE),
+    ("bpo-9918: Fix a test_gdb failure with optimized builds", 3, _NONE),
+    ("bpo-9926: Wrap long lines in Python/ceval.c", 6, _NONE),
+    ("bpo-9935: Speed up pickling of instances of user-defined classes", 4, _NONE),
+    ("bpo-9944: Fix a typo in the Lib/test/lock_tests.py docstring", 0, _NONE),
+    ("gh-10018: Switch the eval breaker to C11 atomics", 2, _BREAK),
+    ("gh-10018: Fix the build with compilers without <stdatomic.h>", 2, _MEND),
+    ("gh-10041: Add a test for daemon threads at shutdown", 1, _NONE),
+    ("gh-10057: Document PYTHONMALLOC=debug in the dev guide", 6, _NONE),
+    ("gh-10073: Fix refleaks in test_concurrent_futures", 5, _NONE),
+    ("gh-10089: Use monotonic time for the GIL switch interval", 1, _NONE),
+    ("gh-10102: Fix the --with-pydebug build on AIX", 3, _NONE),
+    ("gh-10116: Make Py_FinalizeEx() report flush errors", 4, _NONE),
+    ("gh-10130: Add threading.excepthook tests", 2, _NONE),
+    ("gh-10145: Clean up Include/pythread.h", 0, _NONE),
+    ("gh-10159: Fix a deadlock in logging at shutdown", 5, _NONE),
+    ("gh-10172: Update the bundled libffi", 3, _NONE),
+    ("gh-10186: Fix test_faulthandler when run with -X dev", 6, _NONE),
+    ("gh-10199: Mention the GIL in the FAQ", 0, _NONE),
+)
+_DEMO_FORK_AFTER = 16
+_DEMO_MERGE_AT = 20
+_DEMO_SIDE: tuple[str, ...] = (
+    "Doc: Explain the switch interval in the threading HOWTO",
+    "Doc: Describe the GIL in the C API reference",
+    "Doc: Fix markup in the GIL section",
+)
+_DEMO_BODIES: Mapping[str, str] = MappingProxyType(
+    {
+        "Issue #7946: Introduce the new GIL implementation": (
+            "The new GIL uses a condition variable and a fixed switch interval\n"
+            "instead of counting bytecode ticks."
+        ),
+        "bpo-9901: Destroy the GIL at exit": (
+            "Py_Finalize() now destroys the GIL mutex and condition variables so\n"
+            "that embedders can call Py_Initialize() again.\n\n"
+            "See https://bugs.python.org/issue9901 for the discussion."
+        ),
+    }
+)
+
+
+def demo_history(path: Path, *, flaky: bool = False) -> GeneratedHistory:
+    """The demo: 60 mainline commits telling the GIL story, plus a merged doc branch.
+
+    ``bpo-9901: Destroy the GIL at exit`` (about 2/3 in) makes every exit abort with
+    ``pthread_mutex_destroy(gil_mutex) failed`` (with ``flaky``: about 30% of runs).
+    Two revisions do not build; good = the first commit, bad = the last.
+    """
+    builder = HistoryBuilder(path)
+    shas: list[str] = []
+    broken: list[str] = []
+    for index, (subject, author, step_knobs) in enumerate(_DEMO_MAIN):
+        knobs = step_knobs
+        if index == _DEMO_MERGE_AT:
+            shas.append(builder.merge("doc-gil", subject, author=_AUTHORS[author]))
+            continue
+        if flaky and "EXIT_CRASH_PERCENT" in knobs:
+            knobs = {"EXIT_CRASH_PERCENT": 30}
+        body = _DEMO_BODIES.get(subject, "")
+        shas.append(builder._commit_knobs(subject, knobs, body=body, author=_AUTHORS[author]))
+        if knobs == _BREAK:
+            broken.append(shas[-1])
+        if index == _DEMO_FORK_AFTER:
+            builder.branch("doc-gil")
+            for number, side_subject in enumerate(_DEMO_SIDE):
+                builder.commit(side_subject, author=_AUTHORS[6 - number], touch=_NOTES)
+            builder.switch("main")
+    builder.tag("v3.2.0a1", shas[_DEMO_FORK_AFTER])
+    culprit = next(sha for sha, step in zip(shas, _DEMO_MAIN, strict=True) if "9901" in step[0])
+    return _history(builder, good=shas[0], bad=shas[-1], culprit=culprit, broken=broken)

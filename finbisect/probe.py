@@ -1,0 +1,164 @@
+"""Run the repro against a built interpreter and say what each run means.
+
+The contract (README "Probe contract"): each run is `<interpreter> <repro>`
+in a fresh empty directory, its own process group, stdin closed, a timeout,
+and the user's environment minus the PYTHON* variables that would make the
+built interpreter load another installation's files. A run's *kind* is what
+happened (ok, crash, hang, error); its *class* is what that means for the
+hunt (symptom, clean, unrelated), given the symptom kinds and `--match`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal as signal_module
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from finbisect import proc
+from finbisect.models import Outcome, OutcomeKind, RunClass
+
+__all__ = ["DEFAULT_SYMPTOMS", "Probe", "ProbeConfig", "classify", "probe_env"]
+
+DEFAULT_SYMPTOMS = frozenset({OutcomeKind.CRASH, OutcomeKind.HANG})
+FATAL_ERROR = "Fatal Python error"
+
+# Variables that point the interpreter at another installation's files.
+_FOREIGN_PYTHON_VARS = frozenset(
+    {
+        "PYTHONHOME",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "PYTHONPLATLIBDIR",
+        "PYTHONEXECUTABLE",
+        "PYTHONPYCACHEPREFIX",
+        "__PYVENV_LAUNCHER__",
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeConfig:
+    repro: Path  # absolute
+    timeout: float  # seconds per run
+    symptoms: frozenset[OutcomeKind] = DEFAULT_SYMPTOMS
+    match: re.Pattern[str] | None = None  # must match a crash's/error's output to count
+    runs: int = 1
+
+
+def probe_env(base: Mapping[str, str]) -> dict[str, str]:
+    """The user's environment, minus what would load another Python's files."""
+    env = {k: v for k, v in base.items() if k not in _FOREIGN_PYTHON_VARS}
+    env["PYTHONNOUSERSITE"] = "1"  # ~/.local site-packages belong to another build
+    return env
+
+
+def classify(
+    result: proc.ProcResult,
+    *,
+    symptoms: frozenset[OutcomeKind],
+    match: re.Pattern[str] | None,
+) -> tuple[OutcomeKind, RunClass, str]:
+    """(kind, class, signature) of one finished run. Pure: table-tested."""
+    output = _without_header(result.output)
+    if result.timed_out:
+        kind = OutcomeKind.HANG
+    elif result.signal is not None or FATAL_ERROR in output:
+        kind = OutcomeKind.CRASH
+    elif result.returncode != 0:
+        kind = OutcomeKind.ERROR
+    else:
+        return OutcomeKind.OK, RunClass.CLEAN, ""
+    signature = _signature(kind, result, match)
+    if kind not in symptoms:
+        return kind, RunClass.UNRELATED, signature
+    if kind is not OutcomeKind.HANG and match is not None and not match.search(output):
+        return kind, RunClass.UNRELATED, signature
+    return kind, RunClass.SYMPTOM, signature
+
+
+def _signature(kind: OutcomeKind, result: proc.ProcResult, match: re.Pattern[str] | None) -> str:
+    """The line that identifies the failure: the matching line, the fatal error, the last words."""
+    if kind is OutcomeKind.HANG:
+        return f"no exit within the timeout ({result.duration:.1f} s)"
+    lines = [ln.strip() for ln in _without_header(result.output).splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith("finbisect:")]
+    if match is not None:
+        for line in lines:
+            if match.search(line):
+                return line
+    for line in lines:
+        if FATAL_ERROR in line:
+            return line
+    if result.signal is not None:
+        return f"killed by {_signal_name(result.signal)}"
+    return lines[-1] if lines else f"exit status {result.returncode}"
+
+
+def _without_header(output: str) -> str:
+    """The run's own output: drop proc's "+ cmd" line, which names the repro path."""
+    return output.split("\n", 1)[1] if output.startswith("+ ") else output
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal_module.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class Probe:
+    """Runs one repro against interpreters, `runs` times per call."""
+
+    def __init__(self, config: ProbeConfig, logs: Path) -> None:
+        self.config = config
+        self.logs = logs
+        self.env = probe_env(os.environ)
+
+    def run(
+        self,
+        interpreter: Path,
+        sha: str,
+        *,
+        runs: int | None = None,
+        first_index: int = 0,
+        on_run: Callable[[int, int], None] | None = None,
+    ) -> tuple[Outcome, ...]:
+        """`runs` runs (default: the configured count); `on_run(i, n)` before each."""
+        count = self.config.runs if runs is None else runs
+        outcomes = []
+        for i in range(count):
+            if on_run is not None:
+                on_run(i + 1, count)
+            outcomes.append(self.run_once(interpreter, sha, first_index + i))
+        return tuple(outcomes)
+
+    def run_once(self, interpreter: Path, sha: str, index: int) -> Outcome:
+        workdir = Path(tempfile.mkdtemp(prefix="finbisect-run-"))
+        try:
+            result = proc.run(
+                [str(interpreter), str(self.config.repro)],
+                cwd=workdir,
+                timeout=self.config.timeout,
+                log_path=self.logs / f"run-{sha[:12]}-{index + 1}.log",
+                env=self.env,
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        kind, run_class, signature = classify(
+            result, symptoms=self.config.symptoms, match=self.config.match
+        )
+        return Outcome(
+            kind=kind,
+            run_class=run_class,
+            returncode=result.returncode,
+            signal=result.signal,
+            duration=result.duration,
+            signature=signature,
+            log_path=str(result.log_path),
+        )

@@ -1,0 +1,191 @@
+"""The one runner for every child process (builds and repro runs).
+
+Each child gets its own session (so its own process group), stdin closed, a
+timeout always, and its combined output streamed to a log file that starts
+with a `+ cmd` line. When the child ends, times out, or we are interrupted,
+the whole group is killed (TERM, a short grace, KILL) so that a hung
+interpreter's threads, children and grandchildren never outlive the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ProcResult", "kill_group", "run", "run_shell"]
+
+_HEAD_BYTES = 64 * 1024  # output kept from the start of the log
+_TAIL_BYTES = 256 * 1024  # and from its end: crash reports are printed last
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcResult:
+    returncode: int | None  # None when a signal ended it or it timed out
+    signal: int | None  # the signal that ended it (ours, if it timed out)
+    timed_out: bool
+    duration: float  # seconds
+    output: str  # head and tail of the combined stdout+stderr, bounded
+    log_path: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    timeout: float,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    grace: float = 2.0,
+    display: str | None = None,
+) -> ProcResult:
+    """Run `argv` to completion or timeout; never raises for the child's failures.
+
+    `display` replaces the `+ cmd` line's text (for shell commands). Ctrl-C
+    kills the group and re-raises KeyboardInterrupt.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with log_path.open("wb") as log:
+        log.write(f"+ {display or shlex.join(argv)}\n".encode())
+        log.flush()
+        try:
+            child = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:  # not found, not executable: the child never ran
+            log.write(f"finbisect: cannot run {argv[0]}: {exc.strerror}\n".encode())
+            return ProcResult(
+                returncode=127,
+                signal=None,
+                timed_out=False,
+                duration=0.0,
+                output=f"cannot run {argv[0]}: {exc.strerror}",
+                log_path=log_path,
+            )
+        timed_out = False
+        try:
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        except BaseException:  # Ctrl-C or anything else: leave nothing running
+            kill_group(child, grace=grace)
+            raise
+        # Always: the leader may be gone while daemon children linger.
+        kill_group(child, grace=grace)
+        duration = time.monotonic() - start
+        if timed_out:
+            log.write(
+                f"\nfinbisect: timed out after {timeout:g} s; process group killed\n".encode()
+            )
+    code = child.returncode
+    return ProcResult(
+        returncode=None if timed_out or code < 0 else code,
+        signal=-code if code is not None and code < 0 else None,
+        timed_out=timed_out,
+        duration=duration,
+        output=_read_bounded(log_path),
+        log_path=log_path,
+    )
+
+
+def run_shell(
+    command: str,
+    *,
+    cwd: Path,
+    timeout: float,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+) -> ProcResult:
+    """Run the user's own shell command (e.g. --build-cmd), as they wrote it."""
+    return run(
+        ["/bin/sh", "-c", command],
+        cwd=cwd,
+        timeout=timeout,
+        log_path=log_path,
+        env=env,
+        display=command,
+    )
+
+
+def kill_group(child: subprocess.Popen[bytes], *, grace: float = 2.0) -> None:
+    """TERM the child's process group, wait up to `grace`, then KILL it; reap the child."""
+    pgid = child.pid  # start_new_session: the child leads its own group
+    if not _signal_group(pgid, signal.SIGTERM):
+        child.wait()
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if child.poll() is not None and not _group_alive(pgid):
+            return
+        time.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+    child.wait()
+    # Members other than the leader are reparented to init, which reaps them;
+    # wait until none is left so the caller may rely on "nothing running".
+    deadline = time.monotonic() + grace
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member changed credentials; nothing more we may do
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # Zombies still count for killpg(0); treat a group of only zombies as gone.
+    return any(_is_live_member(pid, pgid) for pid in _pids())
+
+
+def _pids() -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return []
+
+
+def _is_live_member(pid: int, pgid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # Fields after the parenthesised command name: state ppid pgrp ...
+    fields = stat.rsplit(")", 1)[-1].split()
+    return len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z"
+
+
+def _read_bounded(path: Path) -> str:
+    size = path.stat().st_size
+    with path.open("rb") as log:
+        if size <= _HEAD_BYTES + _TAIL_BYTES:
+            data = log.read()
+        else:
+            head = log.read(_HEAD_BYTES)
+            log.seek(size - _TAIL_BYTES)
+            data = head + b"\n[... output cut ...]\n" + log.read()
+    return data.decode("utf-8", errors="replace")

@@ -1,0 +1,324 @@
+"""The only place that formats for people (and the JSON for machines).
+
+Rich on a terminal; plain text when piped or NO_COLOR is set. Progress goes
+to stderr, the final report to stdout, the JSON to the file the user names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from finbisect.models import Commit, Result, Step, Verdict
+
+__all__ = [
+    "JSON_VERSION",
+    "NullProgress",
+    "Progress",
+    "issue_refs",
+    "make_progress",
+    "print_report",
+    "result_to_json",
+    "write_json",
+]
+
+JSON_VERSION = 1
+
+_REF_PATTERNS = [
+    (re.compile(r"\bbpo-(\d+)\b"), "bpo-{}", "https://bugs.python.org/issue{}"),
+    (re.compile(r"\bIssue #(\d+)\b", re.IGNORECASE), "bpo-{}", "https://bugs.python.org/issue{}"),
+    (re.compile(r"\bgh-(\d+)\b"), "gh-{}", "https://github.com/python/cpython/issues/{}"),
+    (re.compile(r"\bGH-(\d+)\b"), "GH-{}", "https://github.com/python/cpython/pull/{}"),
+]
+_VERDICT_STYLE = {Verdict.GOOD: "green", Verdict.BAD: "red", Verdict.SKIP: "yellow"}
+
+
+def issue_refs(message: str) -> list[dict[str, str]]:
+    """bpo-/Issue #/gh-/GH- references in a commit message, with links, in order."""
+    found: dict[str, tuple[int, str]] = {}
+    for pattern, label, url in _REF_PATTERNS:
+        for m in pattern.finditer(message):
+            ref = label.format(m.group(1))
+            found.setdefault(ref, (m.start(), url.format(m.group(1))))
+    return [{"ref": ref, "url": url} for ref, (_, url) in sorted(found.items(), key=lambda x: x[1])]
+
+
+# -- progress -------------------------------------------------------------------
+class Progress(Protocol):
+    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None: ...
+    def activity(self, text: str) -> None: ...
+    def end_step(self, step: Step) -> None: ...
+    def close(self) -> None: ...
+
+
+class NullProgress:
+    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None:
+        pass
+
+    def activity(self, text: str) -> None:
+        pass
+
+    def end_step(self, step: Step) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _PlainProgress:
+    """One line per change of activity on stderr: readable in CI logs."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self.prefix = ""
+
+    def _say(self, text: str) -> None:
+        elapsed = _clock(time.monotonic() - self.started)
+        print(f"[{elapsed}] {self.prefix}{text}", file=self.stream, flush=True)
+
+    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None:
+        self.prefix = (
+            f"step {number} of about {total} ({remaining} revisions left) {commit.short}: "
+        )
+
+    def activity(self, text: str) -> None:
+        if not text.startswith("run ") or text.startswith("run 1 "):
+            self._say(text)
+
+    def end_step(self, step: Step) -> None:
+        self._say(f"{step.verdict.value} — {step.reason}")
+        self.prefix = ""
+
+    def close(self) -> None:
+        pass
+
+
+class _LiveProgress:
+    """A live status line on a terminal, with finished steps printed above it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = time.monotonic()
+        self.step_text = ""
+        self.what = "starting"
+        self.live = Live(_Renderable(self), console=console, refresh_per_second=4, transient=True)
+        self.live.start()
+
+    def line(self) -> Text:
+        elapsed = _clock(time.monotonic() - self.started)
+        return Text.assemble(
+            ("⏳ ", ""), (self.step_text, "bold"), (self.what, "cyan"), f"  {elapsed}"
+        )
+
+    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None:
+        self.step_text = f"step {number} of ~{total} · {remaining} left · {commit.short} · "
+
+    def activity(self, text: str) -> None:
+        self.what = text
+
+    def end_step(self, step: Step) -> None:
+        style = _VERDICT_STYLE[step.verdict]
+        self.console.print(
+            Text.assemble(
+                (f"{step.commit.short} ", "bold"),
+                (f"{step.verdict.value:<4}", style),
+                f" {step.reason}",
+            )
+        )
+        self.step_text, self.what = "", "choosing the next revision"
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+class _Renderable:
+    def __init__(self, owner: _LiveProgress) -> None:
+        self.owner = owner
+
+    def __rich__(self) -> Text:
+        return self.owner.line()
+
+
+def _fancy(stream: IO[str]) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def make_progress(stream: IO[str] | None = None) -> Progress:
+    stream = stream or sys.stderr
+    if _fancy(stream):
+        return _LiveProgress(Console(file=stream))
+    return _PlainProgress(stream)
+
+
+# -- final report ----------------------------------------------------------------
+def print_report(result: Result, stream: IO[str] | None = None) -> None:
+    stream = stream or sys.stdout
+    if _fancy(stream):
+        _print_rich(result, Console(file=stream))
+    else:
+        stream.write(_plain(result))
+
+
+def _headline(result: Result) -> str:
+    if result.culprit is not None:
+        return f"{result.hunt.phrase} {result.culprit.sha}"
+    if result.candidates:
+        return (
+            f"inconclusive: the first {result.hunt.new_verdict.value} commit is one of "
+            f"{len(result.candidates)} candidates"
+        )
+    return "inconclusive: no answer"
+
+
+def _commit_lines(commit: Commit) -> list[str]:
+    lines = [commit.subject, f"{commit.author}, {commit.date}"]
+    lines += [f"{r['ref']}: {r['url']}" for r in issue_refs(commit.message)]
+    return lines
+
+
+def _totals(result: Result) -> str:
+    return (
+        f"{len(result.steps)} steps, {result.builds} builds ({result.cached_builds} reused), "
+        f"{result.runs} runs, {_clock(result.wall_seconds)} wall"
+    )
+
+
+def _step_row(number: int, step: Step) -> list[str]:
+    return [
+        str(number),
+        step.commit.short,
+        step.verdict.value,
+        f"{step.symptoms}/{step.runs}",
+        f"{step.build_seconds:.1f}" + (" (cached)" if step.cached else ""),
+        f"{step.run_seconds:.1f}",
+        step.reason,
+    ]
+
+
+_COLUMNS = ["#", "commit", "verdict", "symptoms", "build s", "run s", "reason"]
+
+
+def _plain(result: Result) -> str:
+    ends = f"{result.good.short} (good) .. {result.bad.short} (bad)"
+    out = [f"finbisect: {result.hunt.value} hunt {ends}"]
+    out.append(_headline(result))
+    if result.culprit is not None:
+        out += [f"  {line}" for line in _commit_lines(result.culprit)]
+    for commit, probability in zip(result.candidates, _probabilities(result), strict=True):
+        out.append(f"  {commit.sha}  {probability}{commit.subject}")
+    rows = [_COLUMNS] + [_step_row(i, s) for i, s in enumerate(result.steps, 1)]
+    widths = [max(len(row[c]) for row in rows) for c in range(len(_COLUMNS) - 1)]
+    out.append("")
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out.append("  ".join([*cells, row[-1]]).rstrip())
+    out += ["", _totals(result), f"reproduce: {result.command}", ""]
+    return "\n".join(out)
+
+
+def _probabilities(result: Result) -> list[str]:
+    probs = list(result.probabilities) or [None] * len(result.candidates)
+    return [f"{p:6.1%}  " if p is not None else "" for p in probs]
+
+
+def _print_rich(result: Result, console: Console) -> None:
+    style = "bold red" if result.culprit is not None else "bold yellow"
+    console.print(
+        f"[bold]finbisect[/]: {result.hunt.value} hunt "
+        f"{result.good.short} (good) .. {result.bad.short} (bad)"
+    )
+    console.print(Text(_headline(result), style=style))
+    if result.culprit is not None:
+        for line in _commit_lines(result.culprit):
+            console.print(Text(f"  {line}"))
+    for commit, probability in zip(result.candidates, _probabilities(result), strict=True):
+        console.print(Text(f"  {commit.sha}  {probability}{commit.subject}"))
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for column in _COLUMNS:
+        table.add_column(column, overflow="fold")
+    for i, step in enumerate(result.steps, 1):
+        row = _step_row(i, step)
+        row[2] = f"[{_VERDICT_STYLE[step.verdict]}]{row[2]}[/]"
+        table.add_row(*row)
+    console.print(table)
+    console.print(_totals(result))
+    console.print(Text(f"reproduce: {result.command}", style="dim"))
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+# -- JSON ------------------------------------------------------------------------
+def _commit_json(commit: Commit) -> dict[str, Any]:
+    return {
+        "sha": commit.sha,
+        "subject": commit.subject,
+        "author": commit.author,
+        "date": commit.date,
+        "refs": issue_refs(commit.message),
+    }
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    return {
+        "sha": step.commit.sha,
+        "verdict": step.verdict.value,
+        "reason": step.reason,
+        "runs": step.runs,
+        "symptoms": step.symptoms,
+        "outcomes": step.outcome_counts(),
+        "build_seconds": round(step.build_seconds, 3),
+        "run_seconds": round(step.run_seconds, 3),
+        "cached": step.cached,
+    }
+
+
+def result_to_json(result: Result) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "version": JSON_VERSION,
+        "hunt": result.hunt.value,
+        "good": result.good.sha,
+        "bad": result.bad.sha,
+        "culprit": _commit_json(result.culprit) if result.culprit is not None else None,
+        "candidates": [
+            {"sha": c.sha, "subject": c.subject, "probability": p}
+            for c, p in zip(
+                result.candidates,
+                list(result.probabilities) or [None] * len(result.candidates),
+                strict=True,
+            )
+        ],
+        "confidence": result.confidence,
+        "steps": [_step_json(s) for s in result.steps],
+        "builds": result.builds,
+        "cached_builds": result.cached_builds,
+        "runs": result.runs,
+        "wall_seconds": round(result.wall_seconds, 3),
+    }
+    document.update(_json_safe(result.extra))
+    return document
+
+
+def _json_safe(extra: Mapping[str, object]) -> dict[str, Any]:
+    return {key: value for key, value in extra.items() if key not in {"version"}}
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Write atomically, so a reader never sees half a document."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,225 @@
+"""Which revision to test next, and when the answer is known. Pure: no I/O.
+
+The candidates are the commits on the ancestry path from the old end
+(excluded) to the new end (included), oldest first. The model is git
+bisect's: exactly one candidate, the culprit, starts the new state, and a
+commit is on the new side iff the culprit is among its ancestors (itself
+included). Ancestor sets are Python ints used as bitsets, so merges cost
+nothing extra and a step is a few big-int operations.
+
+"Bug side" is where the symptom lives: the new side in a regression hunt,
+the old side in a fix hunt. Searches are told which, and otherwise speak
+only of symptom and clean runs at candidate indices.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "OLD_END",
+    "Answer",
+    "AnswerStatus",
+    "CandidateGraph",
+    "ClassicBisection",
+    "Search",
+    "SearchRequest",
+]
+
+OLD_END = -1  # index standing for the old endpoint, which is not a candidate
+
+
+@dataclass(frozen=True)
+class CandidateGraph:
+    """Candidates in topological order (parents first) and their ancestor sets."""
+
+    shas: tuple[str, ...]
+    ancestors: tuple[int, ...]  # bit j of ancestors[i]: candidate j is an ancestor of i (or i)
+
+    @classmethod
+    def from_parents(
+        cls, shas: Sequence[str], parents: Mapping[str, Sequence[str]]
+    ) -> CandidateGraph:
+        """`shas` oldest first; parents outside the candidate set are ignored."""
+        index = {sha: i for i, sha in enumerate(shas)}
+        ancestors: list[int] = []
+        for i, sha in enumerate(shas):
+            mask = 1 << i
+            for parent in parents.get(sha, ()):
+                j = index.get(parent)
+                if j is not None:
+                    if j >= i:
+                        raise ValueError(f"{sha} is listed before its parent {parent}")
+                    mask |= ancestors[j]
+            ancestors.append(mask)
+        return cls(tuple(shas), tuple(ancestors))
+
+    @classmethod
+    def linear(cls, n: int) -> CandidateGraph:
+        """A straight line of n candidates named "0".."n-1" (for tests and simulations)."""
+        return cls(tuple(str(i) for i in range(n)), tuple((1 << (i + 1)) - 1 for i in range(n)))
+
+    def __len__(self) -> int:
+        return len(self.shas)
+
+    @property
+    def new_end(self) -> int:
+        return len(self.shas) - 1
+
+    @property
+    def everything(self) -> int:
+        return (1 << len(self.shas)) - 1
+
+    def is_new(self, index: int, culprit: int) -> bool:
+        """Would `index` be on the new side if `culprit` were the answer?"""
+        return bool(self.ancestors[index] >> culprit & 1)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    index: int  # candidate index, or OLD_END
+    runs: int  # how many runs to make there in this visit
+
+
+class AnswerStatus(enum.Enum):
+    SEARCHING = "searching"
+    FOUND = "found"
+    AMBIGUOUS = "ambiguous"  # skipped revisions leave several candidates
+    OLD_END_SHOWS_BUG_SIDE = "old end wrong"  # verification failed at the old end
+    NEW_END_SHOWS_CLEAN_SIDE = "new end wrong"  # verification failed at the new end
+    BUDGET_SPENT = "budget spent"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: AnswerStatus
+    culprit: int | None = None
+    candidates: tuple[int, ...] = ()
+    probabilities: tuple[float | None, ...] = ()
+    confidence: float = 0.0
+
+
+class Search(Protocol):
+    """What the session needs from any search strategy."""
+
+    def next_request(self) -> SearchRequest | None:
+        """The next visit, or None when `answer()` is final."""
+
+    def record(self, index: int, *, symptoms: int, clean: int) -> None:
+        """Runs made at `index` (unrelated runs are not counted: they carry nothing)."""
+
+    def record_skip(self, index: int) -> None:
+        """`index` cannot be tested (build failed, only unrelated runs)."""
+
+    def answer(self) -> Answer: ...
+
+    def remaining(self) -> int:
+        """How many candidates the culprit may still be (for progress)."""
+
+    def steps_left(self) -> int:
+        """A rough estimate of visits still needed (for progress)."""
+
+
+class ClassicBisection:
+    """git bisect's search: a fixed number of runs per revision, any symptom decides.
+
+    A revision is on the bug side if any run showed the symptom, on the clean
+    side if none did and at least one run was clean, skipped otherwise. With
+    `verify`, the two endpoints are tested first.
+    """
+
+    def __init__(
+        self, graph: CandidateGraph, *, runs: int, bug_is_new: bool, verify: bool = True
+    ) -> None:
+        if len(graph) == 0:
+            raise ValueError("no candidates")
+        self.graph = graph
+        self.runs = runs
+        self.bug_is_new = bug_is_new
+        self._possible = graph.everything  # culprits still consistent with what we saw
+        self._skipped = 0
+        self._status = AnswerStatus.SEARCHING
+        self._pending_ends = [OLD_END, graph.new_end] if verify else []
+
+    # -- Search protocol ---------------------------------------------------
+    def next_request(self) -> SearchRequest | None:
+        if self._status is not AnswerStatus.SEARCHING:
+            return None
+        if self._pending_ends:
+            return SearchRequest(self._pending_ends[0], self.runs)
+        best = self._best_split()
+        if best is None:
+            self._status = (
+                AnswerStatus.FOUND if self._possible.bit_count() == 1 else AnswerStatus.AMBIGUOUS
+            )
+            return None
+        return SearchRequest(best, self.runs)
+
+    def record(self, index: int, *, symptoms: int, clean: int) -> None:
+        if symptoms == 0 and clean == 0:
+            self.record_skip(index)
+            return
+        is_new = (symptoms > 0) == self.bug_is_new
+        if self._pending_ends and index == self._pending_ends[0]:
+            self._pending_ends.pop(0)
+            if index == OLD_END and is_new:
+                self._status = AnswerStatus.OLD_END_SHOWS_BUG_SIDE
+            elif index != OLD_END and not is_new:
+                self._status = AnswerStatus.NEW_END_SHOWS_CLEAN_SIDE
+            return
+        self._mark(index, is_new=is_new)
+
+    def record_skip(self, index: int) -> None:
+        if self._pending_ends and index == self._pending_ends[0]:
+            self._pending_ends.pop(0)  # the session refuses unbuildable endpoints itself
+            return
+        self._skipped |= 1 << index
+
+    def answer(self) -> Answer:
+        self.next_request()  # settle the status if the search just ended
+        if self._status is AnswerStatus.FOUND:
+            culprit = self._possible.bit_length() - 1
+            return Answer(self._status, culprit, (culprit,), (1.0,), 1.0)
+        candidates = tuple(_bits(self._possible))
+        if self._status is AnswerStatus.AMBIGUOUS:
+            return Answer(self._status, None, candidates, (None,) * len(candidates), 0.0)
+        return Answer(self._status, None, candidates)
+
+    def remaining(self) -> int:
+        return self._possible.bit_count()
+
+    def steps_left(self) -> int:
+        return len(self._pending_ends) + max(0, (self._possible.bit_count() - 1).bit_length())
+
+    # -- internals ---------------------------------------------------------
+    def _mark(self, index: int, *, is_new: bool) -> None:
+        if is_new:
+            self._possible &= self.graph.ancestors[index]
+        else:
+            self._possible &= ~self.graph.ancestors[index]
+        # Requests are always informative revisions, so this never empties.
+
+    def _best_split(self) -> int | None:
+        """The untested revision that splits the possible culprits most evenly."""
+        total = self._possible.bit_count()
+        best, best_score = None, 0
+        for i, ancestors in enumerate(self.graph.ancestors):
+            if self._skipped >> i & 1:
+                continue
+            below = (ancestors & self._possible).bit_count()
+            score = min(below, total - below)  # 0 when the answer would tell us nothing
+            if score > best_score:
+                best, best_score = i, score
+        return best
+
+
+def _bits(mask: int) -> list[int]:
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
