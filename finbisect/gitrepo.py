@@ -130,8 +130,6 @@ class Workspace:
 
     def plan(self, good: str, bad: str, *, first_parent: bool) -> Hunt:
         """Direction from ancestry, and the ancestry path between the ends."""
-        if good == bad:
-            raise GitError(f"--good and --bad are the same commit ({good[:12]})")
         if self._is_ancestor(good, bad):
             kind = HuntKind.REGRESSION
             old, new = good, bad

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from finbisect.build import BuildConfig, Builder, BuildResult
-from finbisect.errors import BuildError, EndpointError, UsageError
+from finbisect.errors import BuildError, EndpointError, GitError, UsageError
 from finbisect.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
 from finbisect.models import Commit, HuntKind, Outcome, OutcomeKind, Result, RunClass, Step, Verdict
 from finbisect.probe import Probe, ProbeConfig
@@ -51,6 +51,8 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         raise UsageError(f"repro script not found: {options.repro}")
     user = UserRepo(options.repo)
     good, bad = user.resolve(options.good), user.resolve(options.bad)
+    if good == bad:
+        raise GitError(f"--good and --bad are the same commit ({good[:12]})")
     with locked_workspace(options.cache_dir, user) as workspace:
         progress.activity("fetch")
         workspace.refresh([good, bad])

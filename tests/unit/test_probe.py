@@ -1,0 +1,86 @@
+"""Classification of one run: kind, class and signature (the probe contract)."""
+
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+
+import pytest
+
+from finbisect.models import OutcomeKind, RunClass
+from finbisect.probe import DEFAULT_SYMPTOMS, classify, probe_env
+from finbisect.proc import ProcResult
+
+CRASH, HANG, ERROR, OK = OutcomeKind.CRASH, OutcomeKind.HANG, OutcomeKind.ERROR, OutcomeKind.OK
+SYMPTOM, CLEAN, UNRELATED = RunClass.SYMPTOM, RunClass.CLEAN, RunClass.UNRELATED
+GIL = "Fatal Python error: pthread_mutex_destroy(gil_mutex) failed"
+SEGV = "Fatal Python error: Segmentation fault"
+
+
+def _result(
+    *, code: int | None = 0, sig: int | None = None, timed_out: bool = False, output: str = ""
+) -> ProcResult:
+    return ProcResult(
+        returncode=code,
+        signal=sig,
+        timed_out=timed_out,
+        duration=1.0,
+        output=f"+ python /tmp/repro.py\n{output}",
+        log_path=Path("/dev/null"),
+    )
+
+
+ABRT = int(signal.SIGABRT)
+CASES = [
+    # (result, symptoms, match, kind, class)
+    (_result(code=0, output="hello\n"), DEFAULT_SYMPTOMS, None, OK, CLEAN),
+    (_result(code=None, sig=ABRT, output=GIL), DEFAULT_SYMPTOMS, None, CRASH, SYMPTOM),
+    (_result(code=1, output=f"{GIL}\n"), DEFAULT_SYMPTOMS, None, CRASH, SYMPTOM),
+    (_result(code=None, sig=9, timed_out=True), DEFAULT_SYMPTOMS, None, HANG, SYMPTOM),
+    (_result(code=1, output="ImportError: x\n"), DEFAULT_SYMPTOMS, None, ERROR, UNRELATED),
+    (_result(code=1, output="ImportError: x\n"), frozenset({ERROR}), None, ERROR, SYMPTOM),
+    (_result(code=None, sig=11, output=SEGV), DEFAULT_SYMPTOMS, "gil_mutex", CRASH, UNRELATED),
+    (_result(code=None, sig=ABRT, output=GIL), DEFAULT_SYMPTOMS, "gil_mutex", CRASH, SYMPTOM),
+    (_result(code=None, sig=9, timed_out=True), DEFAULT_SYMPTOMS, "gil_mutex", HANG, SYMPTOM),
+    (_result(code=None, sig=ABRT, output=GIL), frozenset({HANG}), None, CRASH, UNRELATED),
+    (_result(code=2, output="boom\n"), frozenset({ERROR}), "gil", ERROR, UNRELATED),
+    # --match must not see proc's "+ cmd" header line, which names the repro
+    (_result(code=1, output="boom\n"), frozenset({ERROR}), "repro", ERROR, UNRELATED),
+]
+
+
+@pytest.mark.parametrize(("result", "symptoms", "match", "kind", "run_class"), CASES)
+def test_classify(
+    result: ProcResult,
+    symptoms: frozenset[OutcomeKind],
+    match: str | None,
+    kind: OutcomeKind,
+    run_class: RunClass,
+) -> None:
+    pattern = re.compile(match) if match else None
+    assert classify(result, symptoms=symptoms, match=pattern)[:2] == (kind, run_class)
+
+
+@pytest.mark.parametrize(
+    ("result", "match", "signature"),
+    [
+        (_result(code=None, sig=ABRT, output=f"noise\n{GIL}\nPython runtime state\n"), None, GIL),
+        (_result(code=None, sig=11, output=""), None, "killed by SIGSEGV"),
+        (_result(code=1, output="Traceback\nValueError: no\n"), None, "ValueError: no"),
+        (_result(code=1, output="a gil_mutex line\nlast\n"), "gil_mutex", "a gil_mutex line"),
+    ],
+)
+def test_signature_is_the_line_that_identifies_the_failure(
+    result: ProcResult, match: str | None, signature: str
+) -> None:
+    symptoms = frozenset({CRASH, ERROR})
+    pattern = re.compile(match) if match else None
+    assert classify(result, symptoms=symptoms, match=pattern)[2] == signature
+
+
+def test_env_drops_foreign_python_variables() -> None:
+    env = probe_env(
+        {"PATH": "/bin", "PYTHONPATH": "/x", "PYTHONHOME": "/y", "PYTHONFAULTHANDLER": "1"}
+    )
+    assert env == {"PATH": "/bin", "PYTHONFAULTHANDLER": "1", "PYTHONNOUSERSITE": "1"}
