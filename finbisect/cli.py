@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -213,6 +214,8 @@ def run(
 
 def _run_and_report(options: HuntOptions, json_path: Path | None) -> int:
     _check_writable(json_path)
+    # A polite kill gets the same clean-up as Ctrl-C: children killed, lock released.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     progress = make_progress()
     try:
         result = run_hunt(options, progress)

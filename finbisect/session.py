@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from finbisect.build import BuildConfig, Builder, BuildResult
-from finbisect.errors import BuildError, EndpointError, GitError, UsageError
+from finbisect.errors import BuildError, EndpointError, GitError, HuntInterruptedError, UsageError
 from finbisect.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
 from finbisect.models import Commit, HuntKind, Outcome, OutcomeKind, Result, RunClass, Step, Verdict
 from finbisect.probe import Probe, ProbeConfig
@@ -76,6 +76,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             bug_is_new=hunt.kind is HuntKind.REGRESSION,
             verify=options.verify,
         )
+        again = reproduce_command(options, good, bad)
         loop = _HuntLoop(
             hunt=hunt,
             workspace=workspace,
@@ -84,8 +85,15 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             search=search,
             progress=progress,
         )
-        steps = loop.run()
-        return loop.result(steps, options, wall_seconds=time.monotonic() - started)
+        try:
+            steps = loop.run()
+        except KeyboardInterrupt:
+            # proc has already killed the running child's process group.
+            raise HuntInterruptedError(
+                f"interrupted; nothing left running, builds and clone kept in {workspace.root}. "
+                f"Run again: {again}"
+            ) from None
+        return loop.result(steps, again, wall_seconds=time.monotonic() - started)
 
 
 class _HuntLoop:
@@ -190,7 +198,7 @@ class _HuntLoop:
                 f"the symptom, but {step.reason}"
             )
 
-    def result(self, steps: list[Step], options: HuntOptions, *, wall_seconds: float) -> Result:
+    def result(self, steps: list[Step], command: str, *, wall_seconds: float) -> Result:
         answer = self.search.answer()
         shas = self.hunt.graph.shas
         culprit = (
@@ -209,7 +217,7 @@ class _HuntLoop:
             builds=self.builds,
             cached_builds=sum(1 for s in steps if s.cached),
             wall_seconds=wall_seconds,
-            command=reproduce_command(options, self.hunt.good, self.hunt.bad),
+            command=command,
         )
 
 

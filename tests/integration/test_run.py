@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +238,34 @@ def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     result = invoke("demo", "--dir", str(tmp_path))
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_kills_children_and_keeps_the_cache_usable(
+    tmp_path: Path, repro: Path, cache: Path, sig: signal.Signals
+) -> None:
+    history = linear_history(tmp_path / "repo", commits=6, culprit=1, symptom="hang")
+    exe = Path(sys.executable).parent / "finbisect"
+    argv = [
+        str(exe), "run", str(repro), "--repo", str(history.path), "--good", history.good,
+        "--bad", history.bad, "--build-cmd", "make", "--cache-dir", str(cache),
+    ]  # fmt: skip
+    child = subprocess.Popen(
+        [*argv, "--timeout", "60"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while not _processes_running_from(cache) and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until the hanging repro runs
+    assert _processes_running_from(cache)
+    child.send_signal(sig)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert "Run again: finbisect run" in stderr
+    assert "Traceback" not in stderr
+    assert _processes_running_from(cache) == []
+
+    again = subprocess.run(
+        [*argv, "--timeout", "1"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert history.culprit in again.stdout
