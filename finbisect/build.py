@@ -1,40 +1,44 @@
-"""Turn a commit into a runnable interpreter in finbisect's work tree.
+"""Turn a commit into a runnable interpreter, compiling as little as possible.
 
-Two recipes: the user's own `--build-cmd` (run by the shell, as written), or
-CPython's own build (`./configure` with flags the revision supports, re-run
-only when its inputs changed, then `make -jN`). Builds are incremental: the
-work tree keeps its objects between revisions and make recompiles what the
-checkout changed. A failed build is a result (the revision is skipped), not
-an exception.
+Three layers, cheapest first:
+1. the build cache: a revision ever built with this configuration compiles
+   nothing (its copied tree is run directly);
+2. a persistent build tree per (repository, configuration): the next revision
+   is checked out there and `make` recompiles what the checkout changed;
+   CPython's configure re-runs only when its inputs changed;
+3. ccache, when available, for objects compiled before in any tree.
+
+Recipes: the user's `--build-cmd` (run by the shell, as written), or CPython's
+own build planned by `cpython.plan_build`. A failed build is a result (the
+revision is skipped), never an exception.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from finbisect import proc
+from finbisect import cpython, proc
+from finbisect.buildcache import BuildCache, CachedBuild
+from finbisect.cpython import Flavour, Workaround
 from finbisect.errors import BuildError
 from finbisect.gitrepo import Workspace
 
-__all__ = ["BuildConfig", "BuildResult", "Builder"]
+__all__ = ["BuildConfig", "BuildResult", "Builder", "find_ccache"]
 
 # Files whose change makes a configured CPython tree stale.
 _CONFIGURE_INPUTS = ["configure", "Makefile.pre.in", "pyconfig.h.in", "Modules/Setup*"]
-# configure options we pass when the revision's configure script knows them.
-_OPTIONAL_FLAGS = {
-    "--with-pydebug": "with_pydebug",  # assertions + debug allocator: races crash reliably
-    "--without-ensurepip": "with_ensurepip",  # pip is never needed to run a repro
-    "--disable-test-modules": "enable_test_modules",  # _testcapi & co. are not built
-}
 _ERROR_LINE = re.compile(
     r"(\berror\b|\*\*\*|No such file|not found|undefined reference|Error \d+)", re.IGNORECASE
 )
+_FIRST_ERROR = re.compile(r"(\berror:|\*\*\*|undefined reference)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +47,30 @@ class BuildConfig:
     interpreter: str  # executable to run, relative to the work tree
     jobs: int
     timeout: float  # seconds
+    flavour: Flavour = Flavour.PYDEBUG
+    configure_flags: tuple[str, ...] = ()  # extra flags for CPython's configure
+    workarounds: tuple[Workaround, ...] = ()  # the user's additions to cpython.WORKAROUNDS
+    test_modules: bool = False  # the repro imports _testcapi & co.
+    use_ccache: bool = True
+
+    @property
+    def description(self) -> str:
+        if self.command is not None:
+            return f"build command: {self.command}"
+        extra = " ".join(self.configure_flags)
+        return f"CPython {self.flavour.value}" + (f" {extra}" if extra else "")
+
+    def fingerprint(self) -> str:
+        """Identifies what a build produces: everything but parallelism and ccache."""
+        what = {
+            "command": self.command,
+            "interpreter": self.interpreter,
+            "flavour": None if self.command is not None else self.flavour.value,
+            "configure_flags": list(self.configure_flags),
+            "workarounds": [w.name for w in self.workarounds],
+            "test_modules": self.test_modules,
+        }
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,20 +79,38 @@ class BuildResult:
     interpreter: Path | None
     reason: str  # why it failed, one line; "" when ok
     seconds: float
-    cached: bool  # no compilation was needed
-    log_path: Path
+    cached: bool  # reused from the build cache
+    compiled: bool  # a build ran (successful or not)
+    log_path: Path | None
     error_lines: tuple[str, ...] = ()  # the first error lines of the log
 
 
-class Builder:
-    """Builds revisions one after another in the workspace's single work tree."""
+def find_ccache() -> str | None:
+    """ccache on PATH, or the one the `finbisect[ccache]` extra installs beside us."""
+    beside = Path(sys.executable).parent / "ccache"
+    return shutil.which("ccache") or (str(beside) if beside.is_file() else None)
 
-    def __init__(self, workspace: Workspace, config: BuildConfig, logs: Path) -> None:
+
+class Builder:
+    """Builds revisions one after another; could build ahead on a larger machine."""
+
+    def __init__(
+        self, workspace: Workspace, config: BuildConfig, logs: Path, cache: BuildCache
+    ) -> None:
         self.workspace = workspace
         self.config = config
         self.logs = logs
-        self.tree = workspace.clone_dir
-        self._stamp = workspace.root / "configured.json"
+        self.cache = cache
+        self.fingerprint = config.fingerprint()
+        self.ccache = find_ccache() if config.use_ccache else None
+        self._tree: Path | None = None
+
+    @property
+    def tree(self) -> Path:
+        """The persistent build tree for this configuration (created on first use)."""
+        if self._tree is None:
+            self._tree = self.workspace.worktree(f"build-{self.fingerprint}")
+        return self._tree
 
     def check_tools(self) -> None:
         """Refuse early when the default recipe's tools are missing (exit 6)."""
@@ -77,83 +123,137 @@ class Builder:
                 "(install a C toolchain, or pass --build-cmd)"
             )
 
+    def unsupported(self, sha: str) -> str | None:
+        """Why this revision cannot be built in the configured flavour, if it cannot."""
+        if self.config.command is not None:
+            return None
+        configure = self.workspace.show(sha, "configure")
+        if configure is None:
+            return None  # the build itself will say "not a CPython tree"
+        return cpython.unsupported_reason(self.config.flavour, configure)
+
     def build(self, sha: str) -> BuildResult:
-        """Check out `sha` and build it; the interpreter stays valid until the next build."""
+        """A runnable interpreter for `sha`: from the cache, or built now and cached."""
         start = time.monotonic()
+        cached = self.cache.lookup(self.fingerprint, sha)
+        if cached is not None:
+            return _from_cache(cached, seconds=time.monotonic() - start)
+        if (reason := self.unsupported(sha)) is not None:
+            return BuildResult(
+                ok=False,
+                interpreter=None,
+                reason=reason,
+                seconds=0.0,
+                cached=False,
+                compiled=False,
+                log_path=None,
+            )
         log_path = self.logs / f"build-{sha[:12]}.log"
         log_path.unlink(missing_ok=True)
-        self.workspace.checkout(sha)
+        self.workspace.checkout(sha, self.tree)
         if self.config.command is not None:
             result = proc.run_shell(
                 self.config.command,
                 cwd=self.tree,
                 timeout=self.config.timeout,
                 log_path=log_path,
-                env=self._env(),
+                env=self._env({}),
             )
             failure = self._failure(result, what="build command")
         else:
             failure = self._build_cpython(sha, log_path, deadline=start + self.config.timeout)
-        seconds = time.monotonic() - start
-        if failure is None:
-            interpreter = self.tree / self.config.interpreter
-            if interpreter.is_file() and os.access(interpreter, os.X_OK):
-                return BuildResult(
-                    ok=True,
-                    interpreter=interpreter,
-                    reason="",
-                    seconds=seconds,
-                    cached=False,
-                    log_path=log_path,
-                )
+        interpreter = self.tree / self.config.interpreter
+        if failure is None and not (interpreter.is_file() and os.access(interpreter, os.X_OK)):
             failure = f"the build left no executable {self.config.interpreter}"
+        seconds = time.monotonic() - start
+        if failure is not None:
+            errors = _first_errors(log_path)
+            if "timed out" not in failure and "signal" not in failure:  # may be transient
+                self._store(sha, tree=None, reason=failure, error_lines=errors)
+            return BuildResult(
+                ok=False,
+                interpreter=None,
+                reason=failure,
+                seconds=seconds,
+                cached=False,
+                compiled=True,
+                log_path=log_path,
+                error_lines=errors,
+            )
+        stored = self._store(sha, tree=self.tree)
         return BuildResult(
-            ok=False,
-            interpreter=None,
-            reason=failure,
-            seconds=seconds,
+            ok=True,
+            interpreter=stored.tree / stored.interpreter,
+            reason="",
+            seconds=time.monotonic() - start,
             cached=False,
+            compiled=True,
             log_path=log_path,
-            error_lines=_first_errors(log_path),
+        )
+
+    def _store(
+        self, sha: str, *, tree: Path | None, reason: str = "", error_lines: tuple[str, ...] = ()
+    ) -> CachedBuild:
+        return self.cache.store(
+            fingerprint=self.fingerprint,
+            sha=sha,
+            description=self.config.description,
+            interpreter=self.config.interpreter,
+            tree=tree,
+            reason=reason,
+            error_lines=error_lines,
         )
 
     # -- CPython's own build -------------------------------------------------
     def _build_cpython(self, sha: str, log_path: Path, *, deadline: float) -> str | None:
-        configure = self.tree / "configure"
+        tree = self.tree
+        configure = tree / "configure"
         if not configure.is_file():
             return "no ./configure here: not a CPython tree (pass --build-cmd)"
-        flags = _supported_flags(configure.read_text(errors="replace"))
-        inputs = self.workspace.blob_ids(sha, _CONFIGURE_INPUTS)
-        wanted = {"flags": flags, "inputs": inputs}
-        if not (self.tree / "Makefile").is_file() or self._configured() != wanted:
-            self._stamp.unlink(missing_ok=True)
+        plan = cpython.plan_build(
+            flavour=self.config.flavour,
+            configure_text=configure.read_text(errors="replace"),
+            makefile_text=_read(tree / "Makefile.pre.in"),
+            patchlevel_text=_read(tree / "Include" / "patchlevel.h"),
+            test_modules=self.config.test_modules,
+            extra_flags=self.config.configure_flags,
+            user_workarounds=self.config.workarounds,
+        )
+        env = self._env(dict(plan.env))
+        if self.ccache is not None:
+            env["CC"] = f"{self.ccache} {env.get('CC', 'gcc' if shutil.which('gcc') else 'cc')}"
+        wanted = {
+            "flags": list(plan.configure_flags),
+            "env": {k: env[k] for k in sorted({*dict(plan.env), "CC"}) if k in env},
+            "inputs": self.workspace.blob_ids(sha, _CONFIGURE_INPUTS),
+        }
+        stamp = tree.with_name(tree.name + ".configured.json")
+        if not (tree / "Makefile").is_file() or _read(stamp) != json.dumps(wanted):
+            stamp.unlink(missing_ok=True)
+            _log_line(
+                log_path,
+                f"finbisect: configuring ({', '.join(plan.workarounds) or 'no workarounds'})",
+            )
             result = proc.run(
-                ["./configure", *flags],
-                cwd=self.tree,
+                ["./configure", *plan.configure_flags],
+                cwd=tree,
                 timeout=max(1.0, deadline - time.monotonic()),
                 log_path=log_path.with_suffix(".configure.log"),
-                env=self._env(),
+                env=env,
             )
             _append(log_path, result.log_path)
-            failure = self._failure(result, what="configure")
-            if failure is not None:
+            if (failure := self._failure(result, what="configure")) is not None:
                 return failure
-            self._stamp.write_text(json.dumps(wanted))
+            stamp.write_text(json.dumps(wanted))
         result = proc.run(
-            ["make", f"-j{self.config.jobs}"],
-            cwd=self.tree,
+            ["make", f"-j{self.config.jobs}", *plan.make_targets],
+            cwd=tree,
             timeout=max(1.0, deadline - time.monotonic()),
             log_path=log_path.with_suffix(".make.log"),
-            env=self._env(),
+            env=env,
         )
         _append(log_path, result.log_path)
         return self._failure(result, what="make")
-
-    def _configured(self) -> object:
-        try:
-            return json.loads(self._stamp.read_text())
-        except (OSError, ValueError):
-            return None
 
     def _failure(self, result: proc.ProcResult, *, what: str) -> str | None:
         if result.timed_out:
@@ -164,16 +264,47 @@ class Builder:
             return f"{what} failed with exit status {result.returncode}"
         return None
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, extra: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
         if "MAKELEVEL" in env:  # run from a Makefile: the outer jobserver is not ours
             for name in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS"):
                 env.pop(name, None)
+        for name, value in extra.items():  # "+value" appends to the user's setting
+            if value.startswith("+"):
+                env[name] = f"{env.get(name, '')} {value[1:]}".strip()
+            else:
+                env[name] = value
+        # ccache: hash paths relative to the tree, so every tree shares hits.
+        env.setdefault("CCACHE_DIR", str(self.cache.root.parent / "ccache"))
+        env["CCACHE_BASEDIR"] = str(self.tree)
+        env["CCACHE_NOHASHDIR"] = "true"
         return env
 
 
-def _supported_flags(configure_text: str) -> list[str]:
-    return [flag for flag, var in _OPTIONAL_FLAGS.items() if var in configure_text]
+def _from_cache(build: CachedBuild, *, seconds: float) -> BuildResult:
+    return BuildResult(
+        ok=build.ok,
+        interpreter=build.tree / build.interpreter if build.ok else None,
+        reason=build.reason,
+        seconds=seconds,
+        cached=True,
+        compiled=False,
+        log_path=None,
+        error_lines=build.error_lines,
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _log_line(log_path: Path, line: str) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as out:
+        out.write(line + "\n")
 
 
 def _append(log_path: Path, part: Path) -> None:
@@ -184,9 +315,11 @@ def _append(log_path: Path, part: Path) -> None:
 
 
 def _first_errors(log_path: Path, limit: int = 3) -> tuple[str, ...]:
+    """The compiler's first error lines: what a person reads first in a failed build."""
     try:
         lines = log_path.read_text(errors="replace").splitlines()
     except OSError:
         return ()
-    found = [ln.strip() for ln in lines[1:] if _ERROR_LINE.search(ln)]
+    best = [ln.strip() for ln in lines if _FIRST_ERROR.search(ln)]
+    found = best or [ln.strip() for ln in lines[1:] if _ERROR_LINE.search(ln)]
     return tuple(found[:limit])

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,6 +18,8 @@ import click
 import platformdirs
 
 from finbisect.build import BuildConfig
+from finbisect.buildcache import BuildCache, format_size, parse_size
+from finbisect.cpython import Flavour, needs_test_modules, parse_workaround
 from finbisect.demo import demo_options, demo_workspace
 from finbisect.errors import FinbisectError, HuntInterruptedError, InconclusiveError, UsageError
 from finbisect.models import OutcomeKind, Result
@@ -86,6 +89,13 @@ def _regex(
         ) from None
 
 
+def _size(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size like 20G or 500M") from None
+
+
 def _default_cache_dir() -> Path:
     return Path(os.environ.get("FINBISECT_CACHE_DIR") or platformdirs.user_cache_dir("finbisect"))
 
@@ -126,6 +136,23 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     default=3600.0,
     show_default=True,
     help="Seconds a build may take before the revision is skipped.",
+)
+@click.option(
+    "--flavour",
+    type=click.Choice([f.value for f in Flavour]),
+    help="CPython build flavour (default pydebug); not with --build-cmd.",
+)
+@click.option(
+    "--configure-flag",
+    "configure_flags",
+    multiple=True,
+    help="Extra flag for CPython's ./configure (repeatable).",
+)
+@click.option(
+    "--workaround",
+    "workarounds",
+    multiple=True,
+    help="Add to the old-toolchain table: [LOW..HIGH:]NAME=VALUE, '+VALUE' appends (repeatable).",
 )
 @click.option(
     "--symptom",
@@ -169,6 +196,13 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     show_default="$FINBISECT_CACHE_DIR or the user cache",
     help="Where finbisect keeps its clone, builds and logs.",
 )
+@click.option(
+    "--cache-size",
+    default="20G",
+    show_default=True,
+    callback=lambda _c, _p, v: _size(v),
+    help="Cached builds kept, least recently used evicted first.",
+)
 def run(
     *,
     repro: Path,
@@ -179,6 +213,9 @@ def run(
     interpreter: str,
     jobs: int,
     build_timeout: float,
+    flavour: str | None,
+    configure_flags: tuple[str, ...],
+    workarounds: tuple[str, ...],
     symptoms: frozenset[OutcomeKind],
     match: re.Pattern[str] | None,
     timeout: float,
@@ -187,20 +224,34 @@ def run(
     no_verify: bool,
     json_path: Path | None,
     cache_dir: Path,
+    cache_size: int,
 ) -> int:  # fmt: skip
     """Bisect REPO between --good and --bad for the commit that changed REPRO's fate."""
     if not repro.is_file():
         raise UsageError(f"repro script not found: {repro}")
     if build_cmd is not None and not build_cmd.strip():
         raise UsageError("--build-cmd is empty")
+    if build_cmd is not None and (flavour or configure_flags or workarounds):
+        raise UsageError(
+            "--flavour, --configure-flag and --workaround configure CPython's own build; "
+            "they have no meaning with --build-cmd"
+        )
+    build = BuildConfig(
+        command=build_cmd,
+        interpreter=interpreter,
+        jobs=jobs,
+        timeout=build_timeout,
+        flavour=Flavour(flavour or Flavour.PYDEBUG),
+        configure_flags=configure_flags,
+        workarounds=tuple(parse_workaround(spec) for spec in workarounds),
+        test_modules=needs_test_modules(repro.read_text(errors="replace")),
+    )
     options = HuntOptions(
         repro=repro.resolve(),
         repo=repo,
         good=good,
         bad=bad,
-        build=BuildConfig(
-            command=build_cmd, interpreter=interpreter, jobs=jobs, timeout=build_timeout
-        ),
+        build=build,
         symptoms=symptoms,
         match=match,
         timeout=timeout,
@@ -208,6 +259,7 @@ def run(
         first_parent=first_parent,
         verify=not no_verify,
         cache_dir=cache_dir.resolve(),
+        cache_size=cache_size,
     )
     return _run_and_report(options, json_path)
 
@@ -259,3 +311,56 @@ def demo(*, directory: Path | None, json_path: Path | None) -> int:  # fmt: skip
             err=True,
         )
         return _run_and_report(options, json_path)
+
+
+_CACHE_DIR_OPTION = click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=_default_cache_dir,
+    show_default="$FINBISECT_CACHE_DIR or the user cache",
+)
+
+
+@cli.group()
+def cache() -> None:
+    """List, prune or clear cached builds."""
+
+
+@cache.command("list")
+@_CACHE_DIR_OPTION
+def cache_list(*, cache_dir: Path) -> int:
+    """Cached builds, most recently used first, with their sizes."""
+    builds = BuildCache(cache_dir / "builds").entries()
+    for build in builds:
+        state = "ok" if build.ok else f"failed: {build.reason}"
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(build.last_used))
+        click.echo(
+            f"{build.sha[:12]}  {format_size(build.size):>10}  {used}  {build.description}  {state}"
+        )
+    click.echo(f"{len(builds)} builds, {format_size(sum(b.size for b in builds))} in {cache_dir}")
+    return 0
+
+
+@cache.command("prune")
+@_CACHE_DIR_OPTION
+@click.option(
+    "--max-size",
+    default="20G",
+    show_default=True,
+    callback=lambda _c, _p, v: _size(v),
+    help="Evict least recently used builds until the cache is this small.",
+)
+def cache_prune(*, cache_dir: Path, max_size: int) -> int:
+    """Evict least recently used builds beyond --max-size."""
+    removed = BuildCache(cache_dir / "builds").prune(max_size)
+    click.echo(f"removed {len(removed)} builds, {format_size(sum(b.size for b in removed))}")
+    return 0
+
+
+@cache.command("clear")
+@_CACHE_DIR_OPTION
+def cache_clear(*, cache_dir: Path) -> int:
+    """Remove every cached build (clones and logs stay)."""
+    removed = BuildCache(cache_dir / "builds").clear()
+    click.echo(f"removed {len(removed)} builds, {format_size(sum(b.size for b in removed))}")
+    return 0

@@ -10,9 +10,12 @@ it at the start of every hunt.
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import hashlib
 import os
+import posixpath
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -174,20 +177,48 @@ class Workspace:
             message=message,
         )
 
-    def checkout(self, sha: str) -> None:
-        """Detach the clone's work tree at `sha`, keeping untracked build products."""
+    def worktree(self, name: str) -> Path:
+        """A persistent work tree of the clone (e.g. one build tree per configuration)."""
+        path = self.root / name
+        if (path / ".git").is_file():
+            return path
         try:
-            self.repo.git.checkout("--quiet", "--force", "--detach", sha)
+            self.repo.git.worktree("prune")
+            if path.exists():  # left half-made by an interrupted run
+                shutil.rmtree(path)
+            self.repo.git.worktree("add", "--quiet", "--detach", "--no-checkout", str(path))
+        except git.GitCommandError as exc:
+            raise GitError(f"cannot create work tree {path}: {_git_error(exc)}") from None
+        return path
+
+    def checkout(self, sha: str, tree: Path) -> None:
+        """Detach `tree` at `sha`, keeping untracked build products for make."""
+        worktree = git.Git(tree)
+        worktree.update_environment(**_READ_ONLY_ENV)
+        try:
+            worktree.checkout("--quiet", "--force", "--detach", sha)
         except git.GitCommandError as exc:
             raise GitError(f"checkout of {sha[:12]} failed: {_git_error(exc)}") from None
 
-    def blob_ids(self, sha: str, paths: list[str]) -> dict[str, str]:
-        """Blob ids of `paths` (globs allowed) at `sha`, for change detection."""
-        out = self.repo.git.ls_tree("-r", sha, "--", *paths)
+    def show(self, sha: str, path: str) -> str | None:
+        """The text of `path` at `sha`, or None if it does not exist there."""
+        try:
+            return str(self.repo.git.show(f"{sha}:{path}"))
+        except git.GitCommandError:
+            return None
+
+    def blob_ids(self, sha: str, patterns: list[str]) -> dict[str, str]:
+        """Blob ids at `sha` of the files matching `patterns` (fnmatch, one level)."""
+        folders = sorted({posixpath.dirname(p) for p in patterns})
+        listing = []
+        for folder in folders:
+            args = [sha, "--", f"{folder}/"] if folder else [sha]
+            listing += self.repo.git.ls_tree(*args).splitlines()
         ids = {}
-        for line in out.splitlines():
+        for line in listing:
             meta, path = line.split("\t", 1)
-            ids[path] = meta.split()[2]
+            if any(fnmatch.fnmatchcase(path, p) for p in patterns):
+                ids[path] = meta.split()[2]
         return ids
 
 

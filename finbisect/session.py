@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from finbisect.build import BuildConfig, Builder, BuildResult
+from finbisect.buildcache import BuildCache
 from finbisect.errors import BuildError, EndpointError, GitError, HuntInterruptedError, UsageError
 from finbisect.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
 from finbisect.models import Commit, HuntKind, Outcome, OutcomeKind, Result, RunClass, Step, Verdict
@@ -41,6 +42,7 @@ class HuntOptions:
     first_parent: bool = False
     verify: bool = True
     cache_dir: Path
+    cache_size: int = 20 * 1024**3  # bytes of cached builds kept
 
 
 def run_hunt(options: HuntOptions, progress: Progress) -> Result:
@@ -58,8 +60,12 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         workspace.refresh([good, bad])
         hunt = workspace.plan(good, bad, first_parent=options.first_parent)
         logs = workspace.root / "hunts" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        builder = Builder(workspace, options.build, logs)
+        cache = BuildCache(options.cache_dir / "builds")
+        builder = Builder(workspace, options.build, logs, cache)
         builder.check_tools()
+        for end, sha in (("--good", good), ("--bad", bad)):
+            if (reason := builder.unsupported(sha)) is not None:
+                raise BuildError(f"{end} {sha[:12]} cannot be built: {reason}")
         probe = Probe(
             ProbeConfig(
                 repro=repro,
@@ -93,6 +99,8 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
                 f"interrupted; nothing left running, builds and clone kept in {workspace.root}. "
                 f"Run again: {again}"
             ) from None
+        # Keep the cache within bounds, never evicting what this hunt used.
+        cache.prune(options.cache_size, keep=loop.used_builds)
         return loop.result(steps, again, wall_seconds=time.monotonic() - started)
 
 
@@ -114,6 +122,7 @@ class _HuntLoop:
         self.search = search
         self.progress = progress
         self.builds = 0
+        self.used_builds: set[Path] = set()  # interpreters this hunt ran
 
     def run(self) -> list[Step]:
         steps: list[Step] = []
@@ -147,8 +156,9 @@ class _HuntLoop:
     def _visit(self, commit: Commit, runs: int) -> Step:
         self.progress.activity("checkout and build")
         built = self.builder.build(commit.sha)
-        if not built.cached:
-            self.builds += 1
+        self.builds += built.compiled
+        if built.interpreter is not None:
+            self.used_builds.add(built.interpreter)
         if not built.ok or built.interpreter is None:
             return Step(
                 commit=commit,
@@ -156,7 +166,7 @@ class _HuntLoop:
                 reason=_build_reason(built),
                 build_seconds=built.seconds,
                 cached=built.cached,
-                build_log=str(built.log_path),
+                build_log=str(built.log_path or ""),
             )
         run_start = time.monotonic()
         outcomes = self.probe.run(
@@ -174,7 +184,7 @@ class _HuntLoop:
             build_seconds=built.seconds,
             run_seconds=time.monotonic() - run_start,
             cached=built.cached,
-            build_log=str(built.log_path),
+            build_log=str(built.log_path or ""),
         )
 
     def _end_name(self, sha: str) -> str:
