@@ -15,7 +15,7 @@ only of symptom and clean runs at candidate indices.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -122,6 +122,14 @@ class Search(Protocol):
     def steps_left(self) -> int:
         """A rough estimate of visits still needed (for progress)."""
 
+    def record_costs(
+        self, index: int, *, build_seconds: float | None, run_seconds: float, runs: int
+    ) -> None:
+        """A visit's measured costs (build_seconds None: no compilation was needed)."""
+
+    def mark_built(self, indices: Iterable[int]) -> None:
+        """Revisions whose interpreter is already built: visiting them costs no build."""
+
 
 class ClassicBisection:
     """git bisect's search: a fixed number of runs per revision, any symptom decides.
@@ -193,6 +201,14 @@ class ClassicBisection:
 
     def steps_left(self) -> int:
         return len(self._pending_ends) + max(0, (self._possible.bit_count() - 1).bit_length())
+
+    def record_costs(
+        self, index: int, *, build_seconds: float | None, run_seconds: float, runs: int
+    ) -> None:
+        pass  # git bisect's choice does not depend on costs
+
+    def mark_built(self, indices: Iterable[int]) -> None:
+        pass
 
     # -- internals ---------------------------------------------------------
     def _mark(self, index: int, *, is_new: bool) -> None:

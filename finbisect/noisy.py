@@ -1,0 +1,650 @@
+"""Bayesian bisection for flaky repros (one-sided noise, unknown rate). Pure: no I/O.
+
+Model: a revision on the clean side never shows the symptom; one on the bug
+side shows it with an unknown probability p per run, the same everywhere.
+The object of inference is the joint posterior over (culprit c, p), with a
+uniform prior on c and Beta(1, 1) on p. Given c, every tested revision is
+either on the bug side (its runs are Bernoulli(p) draws) or on the clean side
+(any symptom there rules c out). So a consistent candidate's likelihood is
+p^S(c) (1-p)^F(c), S/F the symptom and clean runs counted at revisions that
+are on the bug side under c, and integrating p out is exact:
+
+    P(c | runs) ∝ [c consistent] · B(1 + S(c), 1 + F(c))
+
+No grid, no point estimate: a clean run at a revision multiplies the
+candidates that would put it on the bug side by E[1 - p], with p's
+uncertainty (calibration runs included) carried along. Candidates that agree
+on the side of every tested revision share S, F and hence their weight, so
+the posterior is kept as a partition into such cells (intervals on a linear
+history); a record refines at most one cell per cell, and queries cost
+O(cells), not O(candidates).
+
+Phases (all requested by `next_request`):
+
+1. Calibration at the bug end (`graph.new_end` when `bug_is_new`, else
+   `OLD_END`), in batches, until the 5% Beta quantile of p is at least half
+   of p's posterior mean: p is then known from below within a factor of two,
+   which bounds the clean-end check below at twice the runs it would take
+   with p known exactly (a tighter rule costs more calibration runs than it
+   saves there). Projected from the symptom rate so far, this takes about
+   3 runs at p = 1, 5-6 symptoms at p = 0.5 and 7 at small p. No symptom
+   within `max_runs_per_revision` runs: the bug end is wrong (the
+   corresponding `*_END_*` status).
+2. With `verify`, the clean end gets k = ⌈log(1 - confidence) / log(1 - p_low)⌉
+   runs (capped at `max_runs_per_revision`): were it secretly on the bug
+   side, it would show the symptom with probability ≥ confidence.
+   A symptom there: the clean end is wrong.
+3. The search. Each step scores (revision x, batch b) by expected
+   information about c per second: I = h(m·t) - m·h(t), m the posterior mass
+   that puts x on the bug side and t = 1 - E[(1-p)^b] the chance that b runs
+   there show the symptom if it is; cost = build (unless x is built) + visit
+   + b·run. The best x wins; the batch then requested is the one that
+   maximises information per second *without* the build, which is sunk once
+   x is chosen: batches stay small (2 runs at p = 0.5), and later visits to
+   a built revision are cheap, so distinct builds stay near log2 N while
+   few runs are wasted after a symptom.
+
+Stop: one candidate holds ≥ `confidence` (FOUND); a group of candidates that
+no buildable revision can tell apart holds it (AMBIGUOUS, e.g. a culprit next
+to unbuildable commits); no buildable revision is informative any more
+(AMBIGUOUS); `max_runs` recorded runs spent (BUDGET_SPENT). Inconclusive
+answers list the top candidates, most probable first, with probabilities.
+
+Costs: `set_costs(build_seconds=, run_seconds=, visit_seconds=)` sets the
+estimates (defaults 300 s, 5 s, 1 s); `record_costs(index, ...)` feeds
+measurements after each visit (running means). Revisions recorded, or named
+in `mark_built` (interpreters already in the build cache), cost no build.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from finbisect.strategy import OLD_END, Answer, AnswerStatus, CandidateGraph, SearchRequest
+
+__all__ = ["NoisyBisection", "beta_cdf", "beta_quantile", "z_channel_capacity"]
+
+_A, _B = 1.0, 1.0  # Beta(1, 1) prior on p
+_TAIL = 0.05  # p_estimate's low/high: 5% and 95% quantiles
+_CALIBRATED_RATIO = 0.5  # calibration ends when p_low >= this x posterior mean
+_BATCHES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200)
+_ROBUST_TAIL = 0.1  # FOUND also needs the mass with p at this lower quantile (see _settle)
+_TOP = 10  # candidates listed in an inconclusive answer
+_EPS = 1e-12
+
+
+# -- Beta distribution and channel helpers (no scipy) ---------------------------------
+def _lbeta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        for aa in (
+            m * (b - m) * x / ((a - 1.0 + m2) * (a + m2)),
+            -(a + m) * (a + b + m) * x / ((a + m2) * (a + 1.0 + m2)),
+        ):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def beta_cdf(x: float, a: float, b: float) -> float:
+    """Regularized incomplete beta I_x(a, b): P(X <= x) for X ~ Beta(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(a * math.log(x) + b * math.log1p(-x) - _lbeta(a, b))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def _mixture_quantile(q: float, parts: list[tuple[float, float, float]]) -> float:
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if sum(w * beta_cdf(mid, a, b) for w, a, b in parts) < q:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def beta_quantile(q: float, a: float, b: float) -> float:
+    """The q-quantile of Beta(a, b), by bisection on `beta_cdf`."""
+    return _mixture_quantile(q, [(1.0, a, b)])
+
+
+def _h(x: float) -> float:
+    if x <= _EPS or x >= 1.0 - _EPS:
+        return 0.0
+    return -x * math.log2(x) - (1.0 - x) * math.log2(1.0 - x)
+
+
+def _info(m: float, t: float) -> float:
+    """Bits about the culprit from "any symptom?" at a revision: P(bug side) = m, P(sym|bug) = t."""
+    return _h(m * t) - m * _h(t)
+
+
+def _best_split(t: float) -> float:
+    """The bug-side mass that maximises `_info` (the Z-channel's optimal input)."""
+    s = 1.0 - t
+    if t <= _EPS:
+        return 1.0 / math.e
+    return 1.0 / (t * (1.0 + float(2.0 ** (_h(s) / t))))
+
+
+def z_channel_capacity(p: float) -> float:
+    """Bits per run when a bug-side run shows the symptom with probability p."""
+    if p >= 1.0:
+        return 1.0
+    s = 1.0 - p
+    return math.log2(1.0 + p * s ** (s / p))
+
+
+# -- the search ------------------------------------------------------------------------
+class _Phase(enum.Enum):
+    CALIBRATE = "calibrate"
+    VERIFY = "verify clean end"
+    SEARCH = "search"
+    DONE = "done"
+
+
+class _Cell:
+    """Candidates on the same side of every tested revision, hence equally likely."""
+
+    __slots__ = ("clean", "lo", "mask", "size", "symptoms")
+
+    def __init__(self, mask: int, symptoms: int = 0, clean: int = 0) -> None:
+        self.mask = mask
+        self.size = mask.bit_count()
+        self.lo = (mask & -mask).bit_length() - 1
+        self.symptoms = symptoms
+        self.clean = clean
+
+
+@dataclass(frozen=True)
+class _Posterior:
+    cells: tuple[_Cell, ...]  # sorted by lowest member
+    probs: tuple[float, ...]  # mass of each cell
+    cum: tuple[float, ...]  # mass of the cells before each one (linear histories)
+    los: tuple[int, ...]
+
+    def each(self, i: int) -> float:
+        return self.probs[i] / self.cells[i].size
+
+
+class NoisyBisection:
+    """Probabilistic bisection for a repro that shows the symptom in only some runs.
+
+    See the module docstring for the model, the phases and the cost hooks.
+    `record(index, symptoms=, clean=)` accepts any index (endpoints, repeats);
+    a record with no counted runs is a skip. `max_runs` counts recorded runs,
+    calibration and endpoint runs included.
+    """
+
+    def __init__(
+        self,
+        graph: CandidateGraph,
+        *,
+        bug_is_new: bool,
+        confidence: float = 0.95,
+        max_runs: int = 2000,
+        max_runs_per_revision: int = 200,
+        verify: bool = True,
+    ) -> None:
+        if len(graph) == 0:
+            raise ValueError("no candidates")
+        if not 0.0 < confidence < 1.0:
+            raise ValueError("confidence must be between 0 and 1")
+        self.graph = graph
+        self.bug_is_new = bug_is_new
+        self.confidence = confidence
+        self.max_runs = max_runs
+        self.max_runs_per_revision = max_runs_per_revision
+        self.verify = verify
+        self.bug_end = graph.new_end if bug_is_new else OLD_END
+        self.clean_end = OLD_END if bug_is_new else graph.new_end
+        self._linear = all(a == (1 << (i + 1)) - 1 for i, a in enumerate(graph.ancestors))
+        self._cells = [_Cell(graph.everything)]
+        self._tested: dict[int, list[int]] = {}  # index -> [symptoms, clean]
+        self._skipped = 0
+        self._built: set[int] = set()
+        self._runs = 0
+        self._phase = _Phase.CALIBRATE
+        self._answer = Answer(AnswerStatus.SEARCHING)
+        self._post: _Posterior | None = None
+        self._groups: tuple[int, list[int]] | None = None  # (skip mask, groups) cache
+        self.build_seconds, self.run_seconds, self.visit_seconds = 300.0, 5.0, 1.0
+        self._measured: dict[str, list[float]] = {"build": [0.0, 0.0], "run": [0.0, 0.0]}
+
+    # -- cost hooks ------------------------------------------------------------------
+    def set_costs(
+        self, *, build_seconds: float, run_seconds: float, visit_seconds: float | None = None
+    ) -> None:
+        """Cost estimates; `visit_seconds` is the fixed overhead of any visit (default 1 s)."""
+        self.build_seconds, self.run_seconds = build_seconds, run_seconds
+        if visit_seconds is not None:
+            self.visit_seconds = visit_seconds
+
+    def record_costs(
+        self, index: int, *, build_seconds: float | None, run_seconds: float, runs: int
+    ) -> None:
+        """A visit's measured costs: a fresh build's seconds (None if cached), total run time."""
+        self._built.add(index)
+        if build_seconds is not None:
+            self._measured["build"][0] += build_seconds
+            self._measured["build"][1] += 1
+            self.build_seconds = self._measured["build"][0] / self._measured["build"][1]
+        if runs > 0:
+            self._measured["run"][0] += run_seconds
+            self._measured["run"][1] += runs
+            self.run_seconds = self._measured["run"][0] / self._measured["run"][1]
+
+    def mark_built(self, indices: Iterable[int]) -> None:
+        """Revisions whose interpreter is already built (a visit costs no build)."""
+        self._built.update(indices)
+
+    # -- Search protocol ---------------------------------------------------------------
+    def next_request(self) -> SearchRequest | None:
+        self._settle()
+        if self._phase is _Phase.DONE:
+            return None
+        left = self.max_runs - self._runs
+        if self._phase is _Phase.CALIBRATE:
+            return SearchRequest(self.bug_end, min(left, self._calibration_batch()))
+        if self._phase is _Phase.VERIFY:
+            done = self._stats(self.clean_end)[1]
+            return SearchRequest(self.clean_end, min(left, self._clean_end_runs() - done))
+        request = self._plan()
+        if request is None:
+            self._finish(AnswerStatus.AMBIGUOUS, self._top())  # nothing buildable tells more
+        return request
+
+    def record(self, index: int, *, symptoms: int, clean: int) -> None:
+        if symptoms == 0 and clean == 0:
+            self.record_skip(index)
+            return
+        self._runs += symptoms + clean
+        self._built.add(index)
+        if self._phase is _Phase.DONE:
+            return
+        if index == self.clean_end and symptoms:
+            status = self._end_status(index)
+            self._finish(status, [])
+            return
+        self._observe(index, symptoms, clean)
+        if self._phase is _Phase.CALIBRATE and index == self.bug_end:
+            s, f = self._stats(index)
+            if self._calibrated(s, f):
+                self._phase = _Phase.VERIFY if self.verify else _Phase.SEARCH
+            elif s + f >= self.max_runs_per_revision:
+                if s == 0:
+                    self._finish(self._end_status(index), [])
+                else:
+                    self._phase = _Phase.VERIFY if self.verify else _Phase.SEARCH
+        elif (
+            self._phase is _Phase.VERIFY
+            and index == self.clean_end
+            and self._stats(index)[1] >= self._clean_end_runs()
+        ):
+            self._phase = _Phase.SEARCH
+
+    def record_skip(self, index: int) -> None:
+        if self._phase is _Phase.CALIBRATE and index == self.bug_end:
+            self._phase = _Phase.VERIFY if self.verify else _Phase.SEARCH
+        elif self._phase is _Phase.VERIFY and index == self.clean_end:
+            self._phase = _Phase.SEARCH  # the session refuses unbuildable endpoints itself
+        if index != OLD_END:
+            self._skipped |= 1 << index
+            self._groups = None
+
+    def answer(self) -> Answer:
+        self._settle()
+        if self._answer.status is AnswerStatus.SEARCHING:
+            top = self._top()
+            return Answer(
+                AnswerStatus.SEARCHING,
+                None,
+                tuple(c for c, _ in top),
+                tuple(w for _, w in top),
+                top[0][1] if top else 0.0,
+            )
+        return self._answer
+
+    def remaining(self) -> int:
+        """Size of the smallest set of candidates holding `confidence` of the mass."""
+        if self._answer.culprit is not None:
+            return 1
+        return len(self._top(limit=len(self.graph)))
+
+    def steps_left(self) -> int:
+        if self._phase is _Phase.DONE:
+            return 0
+        pending = {_Phase.CALIBRATE: 2, _Phase.VERIFY: 1}.get(self._phase, 0)
+        post = self._posterior()
+        entropy = -sum(
+            w * math.log2(w / c.size) for c, w in zip(post.cells, post.probs, strict=True) if w > 0
+        )
+        return pending + max(1, math.ceil(2 * entropy))
+
+    # -- reporting -------------------------------------------------------------------
+    def posterior(self) -> list[float]:
+        """Posterior probability of each candidate being the culprit."""
+        out = [0.0] * len(self.graph)
+        post = self._posterior()
+        for i, cell in enumerate(post.cells):
+            each = post.each(i)
+            for c in _bits(cell.mask):
+                out[c] = each
+        return out
+
+    def p_estimate(self) -> tuple[float, float, float]:
+        """p at the bug side: posterior mean and 5%/95% quantiles (integrated over c)."""
+        parts = [
+            (w, _A + c.symptoms, _B + c.clean)
+            for c, w in zip(self._posterior().cells, self._posterior().probs, strict=True)
+            if w > 1e-6
+        ]
+        total = sum(w for w, _, _ in parts)
+        parts = [(w / total, a, b) for w, a, b in parts]
+        mean = sum(w * a / (a + b) for w, a, b in parts)
+        return mean, _mixture_quantile(_TAIL, parts), _mixture_quantile(1.0 - _TAIL, parts)
+
+    @property
+    def runs_recorded(self) -> int:
+        return self._runs
+
+    # -- phases ----------------------------------------------------------------------
+    def _stats(self, index: int) -> list[int]:
+        return self._tested.get(index, [0, 0])
+
+    @staticmethod
+    def _calibrated(s: float, f: float) -> bool:
+        if s <= 0:
+            return False
+        low = beta_quantile(_TAIL, _A + s, _B + f)
+        return low >= _CALIBRATED_RATIO * (_A + s) / (_A + _B + s + f)
+
+    def _calibration_batch(self) -> int:
+        s, f = self._stats(self.bug_end)
+        n, cap = s + f, self.max_runs_per_revision - s - f
+        if n == 0:
+            return min(3, cap)
+        if s == 0:
+            return max(1, min(n, cap))  # double until a symptom shows
+        rate = s / n
+        extra = 1
+        while extra < cap and not self._calibrated(s + rate * extra, f + (1 - rate) * extra):
+            extra *= 2
+        lo = extra // 2
+        while lo + 1 < extra:  # smallest projected batch that meets the rule
+            mid = (lo + extra) // 2
+            if self._calibrated(s + rate * mid, f + (1 - rate) * mid):
+                extra = mid
+            else:
+                lo = mid
+        return max(1, min(extra, cap))
+
+    def _clean_end_runs(self) -> int:
+        s, f = self._stats(self.bug_end)
+        low = beta_quantile(_TAIL, _A + s, _B + f)
+        if low >= 1.0 - _EPS:
+            return 1
+        need = math.ceil(math.log(1.0 - self.confidence) / math.log1p(-low))
+        return max(1, min(need, self.max_runs_per_revision))
+
+    def _end_status(self, index: int) -> AnswerStatus:
+        if index == OLD_END:
+            return AnswerStatus.OLD_END_SHOWS_BUG_SIDE
+        return AnswerStatus.NEW_END_SHOWS_CLEAN_SIDE
+
+    def _finish(self, status: AnswerStatus, top: list[tuple[int, float]]) -> None:
+        self._phase = _Phase.DONE
+        culprit = top[0][0] if status is AnswerStatus.FOUND else None
+        self._answer = Answer(
+            status,
+            culprit,
+            tuple(c for c, _ in top),
+            tuple(w for _, w in top),
+            sum(w for _, w in top),
+        )
+
+    def _settle(self) -> None:
+        """Decide whether the search is over, and how."""
+        if self._phase is _Phase.DONE:
+            return
+        if self._runs >= self.max_runs:
+            self._finish(AnswerStatus.BUDGET_SPENT, self._top())
+            return
+        if self._phase is not _Phase.SEARCH:
+            return
+        post = self._posterior()
+        if not post.cells:  # contradictory runs: no candidate explains them all
+            self._finish(AnswerStatus.AMBIGUOUS, [])
+            return
+        best = max(range(len(post.cells)), key=post.each)
+        if post.each(best) >= self.confidence and self._robust_mass(post, best) >= self.confidence:
+            self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, post.each(best))])
+            return
+        if self._skipped:
+            mass = self.posterior()
+            for group in self._ambiguity_groups():
+                members = sorted(_bits(group), key=lambda c: -mass[c])
+                if sum(mass[c] for c in members) >= self.confidence:
+                    self._finish(AnswerStatus.AMBIGUOUS, [(c, mass[c]) for c in members])
+                    return
+
+    # -- posterior -------------------------------------------------------------------
+    def _bug_mask(self, index: int) -> int:
+        """Candidates under which `index` is on the bug side."""
+        new = 0 if index == OLD_END else self.graph.ancestors[index]
+        return new if self.bug_is_new else self.graph.everything & ~new
+
+    def _observe(self, index: int, symptoms: int, clean: int) -> None:
+        bug = self._bug_mask(index)
+        stats = self._tested.setdefault(index, [0, 0])
+        if stats == [0, 0]:  # first runs here: split the cells it cuts
+            cells = []
+            for cell in self._cells:
+                inside = cell.mask & bug
+                if inside and inside != cell.mask:
+                    cells.append(_Cell(inside, cell.symptoms, cell.clean))
+                    cells.append(_Cell(cell.mask & ~bug, cell.symptoms, cell.clean))
+                else:
+                    cells.append(cell)
+            self._cells = cells
+        stats[0] += symptoms
+        stats[1] += clean
+        kept = []
+        for cell in self._cells:
+            if cell.mask & bug:
+                cell.symptoms += symptoms
+                cell.clean += clean
+                kept.append(cell)
+            elif not symptoms:
+                kept.append(cell)
+        self._cells = kept
+        self._post = None
+
+    def _posterior(self) -> _Posterior:
+        if self._post is None:
+            cells = sorted(self._cells, key=lambda c: c.lo)
+            logs = [math.log(c.size) + _lbeta(_A + c.symptoms, _B + c.clean) for c in cells]
+            top = max(logs, default=0.0)
+            weights = [math.exp(w - top) for w in logs]
+            total = sum(weights)
+            probs = tuple(w / total for w in weights)
+            cum, run = [], 0.0
+            for w in probs:
+                cum.append(run)
+                run += w
+            self._post = _Posterior(tuple(cells), probs, tuple(cum), tuple(c.lo for c in cells))
+        return self._post
+
+    def _robust_mass(self, post: _Posterior, best: int) -> float:
+        """The mass of cell `best`'s candidate with p fixed at its lower quantile."""
+        cell = post.cells[best]
+        low = beta_quantile(_ROBUST_TAIL, _A + cell.symptoms, _B + cell.clean)
+        logs = [
+            math.log(c.size) + c.symptoms * math.log(low) + c.clean * math.log1p(-low)
+            for c in post.cells
+        ]
+        top = max(logs)
+        weights = [math.exp(w - top) for w in logs]
+        return weights[best] / cell.size / sum(weights)
+
+    def _mass_upto(self, post: _Posterior, x: int) -> float:
+        """Mass of candidates <= x on a linear history."""
+        i = bisect.bisect_right(post.los, x) - 1
+        if i < 0:
+            return 0.0
+        cell = post.cells[i]
+        return post.cum[i] + post.each(i) * min(x - cell.lo + 1, cell.size)
+
+    def _bug_mass(self, post: _Posterior, x: int) -> float:
+        if self._linear:
+            upto = self._mass_upto(post, x)
+            return upto if self.bug_is_new else 1.0 - upto
+        bug = self._bug_mask(x)
+        return sum(
+            post.each(i) * (cell.mask & bug).bit_count() for i, cell in enumerate(post.cells)
+        )
+
+    def _top(self, limit: int = _TOP) -> list[tuple[int, float]]:
+        """Most probable candidates, until `confidence` of the mass or `limit` of them."""
+        post = self._posterior()
+        order = sorted(range(len(post.cells)), key=lambda i: -post.each(i))
+        out: list[tuple[int, float]] = []
+        held = 0.0
+        for i in order:
+            for c in _bits(post.cells[i].mask):
+                if held >= self.confidence or len(out) >= limit:
+                    return out
+                out.append((c, post.each(i)))
+                held += post.each(i)
+        return out
+
+    def _ambiguity_groups(self) -> list[int]:
+        """Sets of 2+ candidates that no buildable revision can tell apart."""
+        if self._groups is not None and self._groups[0] == self._skipped:
+            return self._groups[1]
+        testable = self.graph.everything & ~self._skipped
+        anc = self.graph.ancestors
+        by_sig: dict[int, int] = {}
+        for s in _bits(self._skipped):
+            sig = sum(1 << x for x in _bits(testable) if anc[x] >> s & 1)
+            by_sig[sig] = by_sig.get(sig, 0) | 1 << s
+        groups = []
+        for sig, members in by_sig.items():
+            common = self.graph.everything
+            for x in _bits(sig):
+                common &= anc[x]
+            group = members
+            for d in _bits(common & sig):  # the one testable candidate with the same sides
+                if sum(1 << x for x in _bits(testable) if anc[x] >> d & 1) == sig:
+                    group |= 1 << d
+            if group.bit_count() > 1:
+                groups.append(group)
+        self._groups = (self._skipped, groups)
+        return groups
+
+    # -- choosing the next visit -----------------------------------------------------
+    def _no_symptom(self, post: _Posterior, longest: int) -> list[float]:
+        """E[(1-p)^j] under p's posterior, for j = 0..longest."""
+        parts = [
+            (w, _A + c.symptoms, _B + c.clean) for c, w in zip(post.cells, post.probs, strict=True)
+        ]
+        parts = [part for part in parts if part[0] > 1e-4] or parts
+        total = sum(w for w, _, _ in parts)
+        out = [0.0] * (longest + 1)
+        for w, a, b in parts:
+            term = w / total
+            for j in range(longest + 1):
+                out[j] += term
+                term *= (b + j) / (a + b + j)
+        return out
+
+    def _fresh_options(self, post: _Posterior, targets: Iterable[float]) -> set[int]:
+        """Unbuilt, buildable candidates worth scoring."""
+        free = self.graph.everything & ~self._skipped
+        if not self._linear:
+            return {x for x in _bits(free) if x not in self._built}
+        out: set[int] = set()
+        n = len(self.graph)
+        for target in targets:
+            upto = target if self.bug_is_new else 1.0 - target
+            i = max(0, bisect.bisect_right(post.cum, upto) - 1)
+            cell = post.cells[i]
+            x = cell.lo + max(0, math.ceil((upto - post.cum[i]) / post.each(i)) - 1)
+            x = min(x, cell.lo + cell.size - 1)
+            for start, step in ((x, -1), (x + 1, 1)):
+                y = start
+                while 0 <= y < n and (free >> y & 1 == 0 or y in self._built):
+                    y += step
+                if 0 <= y < n:
+                    out.add(y)
+        return out
+
+    def _plan(self) -> SearchRequest | None:
+        post = self._posterior()
+        longest = min(self.max_runs - self._runs, _BATCHES[-1])
+        batches = [b for b in _BATCHES if b <= longest]
+        no_sym = self._no_symptom(post, batches[-1])
+        hits = [1.0 - no_sym[b] for b in batches]
+        # Runs a batch of b takes if the visit ends at the first symptom (it is re-planned
+        # after every batch, and batches are small): sum of P(no symptom in j runs), j < b.
+        until = [0.0]
+        for q in no_sym:
+            until.append(until[-1] + q)
+        targets = {round(_best_split(t), 3) for t in hits}
+        options = [(x, True) for x in self._built if 0 <= x < len(self.graph)]
+        options = [(x, b) for x, b in options if not self._skipped >> x & 1]
+        options += [(x, False) for x in self._fresh_options(post, targets)]
+        best: tuple[float, int] | None = None
+        for x, built in options:
+            m = self._bug_mass(post, x)
+            if not _EPS < m < 1.0 - _EPS:
+                continue
+            fixed = self.visit_seconds + (0.0 if built else self.build_seconds)
+            rate = max(
+                _info(m, t) / (fixed + (m * until[b] + (1.0 - m) * b) * self.run_seconds)
+                for b, t in zip(batches, hits, strict=True)
+            )
+            if best is None or rate > best[0]:
+                best = (rate, x)
+        if best is None:
+            return None
+        x = best[1]
+        m = self._bug_mass(post, x)
+        _, runs = max(
+            (_info(m, t) / (self.visit_seconds + b * self.run_seconds), b)
+            for b, t in zip(batches, hits, strict=True)
+        )
+        return SearchRequest(x, runs)
+
+
+def _bits(mask: int) -> list[int]:
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
