@@ -59,6 +59,10 @@ class BuildCache:
     def _entry(self, fingerprint: str, sha: str) -> Path:
         return self.root / fingerprint / sha
 
+    def has(self, fingerprint: str, sha: str) -> bool:
+        """Is there a build (successful or not) for `sha`? Does not count as a use."""
+        return (self._entry(fingerprint, sha) / _META).is_file()
+
     def lookup(self, fingerprint: str, sha: str) -> CachedBuild | None:
         """The cached build, marked as just used; None if absent or unreadable."""
         build = _read(self._entry(fingerprint, sha))

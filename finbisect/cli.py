@@ -177,9 +177,36 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 @click.option(
     "--runs",
     type=click.IntRange(min=1),
+    help="Fixed runs per revision, any symptom makes it bad (git bisect's search). "
+    "Default: the noisy search, which decides how often to run.",
+)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(min=0.5, max=0.9999),
+    default=0.95,
+    show_default=True,
+    help="Noisy search: stop when one commit holds this much posterior probability.",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Noisy search: total run budget; spent first -> inconclusive (exit 5).",
+)
+@click.option(
+    "--max-runs-per-revision",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Noisy search: runs at the bad end before concluding it never shows the symptom.",
+)
+@click.option(
+    "--parallel-runs",
+    type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Runs per revision; any symptom makes it bad.",
+    help="Repro processes run at once at the same revision.",
 )
 @click.option("--first-parent", is_flag=True, help="Only follow first parents (mainline merges).")
 @click.option("--no-verify", is_flag=True, help="Trust --good and --bad without testing them.")
@@ -219,7 +246,11 @@ def run(
     symptoms: frozenset[OutcomeKind],
     match: re.Pattern[str] | None,
     timeout: float,
-    runs: int,
+    runs: int | None,
+    confidence: float,
+    max_runs: int,
+    max_runs_per_revision: int,
+    parallel_runs: int,
     first_parent: bool,
     no_verify: bool,
     json_path: Path | None,
@@ -256,6 +287,10 @@ def run(
         match=match,
         timeout=timeout,
         runs=runs,
+        confidence=confidence,
+        max_runs=max_runs,
+        max_runs_per_revision=max_runs_per_revision,
+        parallel_runs=parallel_runs,
         first_parent=first_parent,
         verify=not no_verify,
         cache_dir=cache_dir.resolve(),
@@ -302,10 +337,11 @@ def _report(result: Result, json_path: Path | None) -> int:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the result as JSON here.",
 )
-def demo(*, directory: Path | None, json_path: Path | None) -> int:  # fmt: skip
+@click.option("--flaky", is_flag=True, help="The crash shows in about 30% of runs.")
+def demo(*, directory: Path | None, json_path: Path | None, flaky: bool) -> int:  # fmt: skip
     """Bisect a small generated repository ("minipy") whose history breaks the GIL at exit."""
     with demo_workspace(directory) as where:
-        options = demo_options(where)
+        options = demo_options(where, flaky=flaky)
         click.echo(
             f"finbisect demo: generated {options.repo} ({options.good[:10]}..{options.bad[:10]})",
             err=True,

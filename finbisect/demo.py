@@ -67,6 +67,6 @@ def demo_options(where: Path, *, flaky: bool = False) -> HuntOptions:
         symptoms=frozenset({OutcomeKind.CRASH, OutcomeKind.HANG}),
         match=re.compile(r"pthread_mutex_destroy\(gil_mutex\) failed"),
         timeout=10.0,
-        runs=1,
+        runs=None,  # the default search of `finbisect run`
         cache_dir=where / "cache",
     )

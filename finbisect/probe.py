@@ -10,12 +10,15 @@ hunt (symptom, clean, unrelated), given the symptom kinds and `--match`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import signal as signal_module
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +51,7 @@ class ProbeConfig:
     timeout: float  # seconds per run
     symptoms: frozenset[OutcomeKind] = DEFAULT_SYMPTOMS
     match: re.Pattern[str] | None = None  # must match a crash's/error's output to count
-    runs: int = 1
+    parallel: int = 1  # runs at once at the same revision
 
 
 def probe_env(base: Mapping[str, str]) -> dict[str, str]:
@@ -125,20 +128,39 @@ class Probe:
         interpreter: Path,
         sha: str,
         *,
-        runs: int | None = None,
+        runs: int,
         first_index: int = 0,
         on_run: Callable[[int, int], None] | None = None,
     ) -> tuple[Outcome, ...]:
-        """`runs` runs (default: the configured count); `on_run(i, n)` before each."""
-        count = self.config.runs if runs is None else runs
-        outcomes = []
-        for i in range(count):
-            if on_run is not None:
-                on_run(i + 1, count)
-            outcomes.append(self.run_once(interpreter, sha, first_index + i))
-        return tuple(outcomes)
+        """`runs` runs, up to `parallel` at once; `on_run(i, n)` as each starts."""
+        if self.config.parallel <= 1 or runs <= 1:
+            outcomes = []
+            for i in range(runs):
+                if on_run is not None:
+                    on_run(i + 1, runs)
+                outcomes.append(self.run_once(interpreter, sha, first_index + i))
+            return tuple(outcomes)
+        cancel = threading.Event()
+        started = itertools.count(1)
 
-    def run_once(self, interpreter: Path, sha: str, index: int) -> Outcome:
+        def one(i: int) -> Outcome:
+            if on_run is not None:
+                on_run(next(started), runs)
+            return self.run_once(interpreter, sha, first_index + i, cancel=cancel)
+
+        with ThreadPoolExecutor(max_workers=self.config.parallel) as pool:
+            futures = [pool.submit(one, i) for i in range(runs)]
+            try:
+                return tuple(future.result() for future in futures)
+            except BaseException:  # Ctrl-C: every running child's group is killed
+                cancel.set()
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def run_once(
+        self, interpreter: Path, sha: str, index: int, *, cancel: threading.Event | None = None
+    ) -> Outcome:
         workdir = Path(tempfile.mkdtemp(prefix="finbisect-run-"))
         try:
             result = proc.run(
@@ -147,6 +169,7 @@ class Probe:
                 timeout=self.config.timeout,
                 log_path=self.logs / f"run-{sha[:12]}-{index + 1}.log",
                 env=self.env,
+                cancel=cancel,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -14,6 +14,7 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,11 +49,13 @@ def run(
     env: Mapping[str, str] | None = None,
     grace: float = 2.0,
     display: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> ProcResult:
     """Run `argv` to completion or timeout; never raises for the child's failures.
 
-    `display` replaces the `+ cmd` line's text (for shell commands). Ctrl-C
-    kills the group and re-raises KeyboardInterrupt.
+    `display` replaces the `+ cmd` line's text (for shell commands). Ctrl-C,
+    or `cancel` set from another thread, kills the group and raises
+    KeyboardInterrupt.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -81,9 +84,7 @@ def run(
             )
         timed_out = False
         try:
-            child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            timed_out = not _wait(child, start + timeout, cancel)
         except BaseException:  # Ctrl-C or anything else: leave nothing running
             kill_group(child, grace=grace)
             raise
@@ -103,6 +104,21 @@ def run(
         output=_read_bounded(log_path),
         log_path=log_path,
     )
+
+
+def _wait(child: subprocess.Popen[bytes], deadline: float, cancel: threading.Event | None) -> bool:
+    """Wait for the child until `deadline`; False if it is still running then."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return child.poll() is not None
+        try:
+            child.wait(timeout=left if cancel is None else min(left, 0.1))
+        except subprocess.TimeoutExpired:
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt from None
+            continue
+        return True
 
 
 def run_shell(

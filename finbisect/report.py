@@ -28,6 +28,7 @@ __all__ = [
     "Progress",
     "issue_refs",
     "make_progress",
+    "posterior_chart",
     "print_report",
     "result_to_json",
     "write_json",
@@ -173,13 +174,49 @@ def print_report(result: Result, stream: IO[str] | None = None) -> None:
 
 def _headline(result: Result) -> str:
     if result.culprit is not None:
-        return f"{result.hunt.phrase} {result.culprit.sha}"
+        sure = f" (confidence {result.confidence:.3f})" if result.p is not None else ""
+        return f"{result.hunt.phrase} {result.culprit.sha}{sure}"
     if result.candidates:
         return (
             f"inconclusive: the first {result.hunt.new_verdict.value} commit is one of "
             f"{len(result.candidates)} candidates"
         )
     return "inconclusive: no answer"
+
+
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+_MARKS = {Verdict.GOOD: "g", Verdict.BAD: "b", Verdict.SKIP: "s"}
+
+
+def posterior_chart(result: Result, width: int = 64) -> list[str]:
+    """Where the posterior mass sits over the candidate range, oldest left, with the
+    tested revisions marked below (g good, b bad, s skip). Empty for the classic search."""
+    if not result.posterior:
+        return []
+    n = len(result.posterior)
+    columns = min(width, n)
+    mass = [0.0] * columns
+    for i, probability in enumerate(result.posterior):
+        mass[i * columns // n] += probability
+    top = max(mass) or 1.0
+    bars = "".join(_BLOCKS[round(m / top * (len(_BLOCKS) - 1))] for m in mass)
+    marks = [" "] * columns
+    position = {sha: i for i, sha in enumerate(result.candidate_shas)}
+    for step in result.steps:
+        if step.commit.sha in position:
+            marks[position[step.commit.sha] * columns // n] = _MARKS[step.verdict]
+    return [f"posterior |{bars}|", f"tested    |{''.join(marks)}|"]
+
+
+def _noise_lines(result: Result) -> list[str]:
+    if result.p is None:
+        return []
+    estimate, low, high = result.p
+    return [
+        f"symptom rate at the bad side: p ≈ {estimate:.2f} (90% interval {low:.2f}–{high:.2f})",
+        "assumes no false positives: a revision without the bug never shows the symptom",
+        *posterior_chart(result),
+    ]
 
 
 def _commit_lines(commit: Commit) -> list[str]:
@@ -218,6 +255,7 @@ def _plain(result: Result) -> str:
         out += [f"  {line}" for line in _commit_lines(result.culprit)]
     for commit, probability in zip(result.candidates, _probabilities(result), strict=True):
         out.append(f"  {commit.sha}  {probability}{commit.subject}")
+    out += _noise_lines(result)
     rows = [_COLUMNS] + [_step_row(i, s) for i, s in enumerate(result.steps, 1)]
     widths = [max(len(row[c]) for row in rows) for c in range(len(_COLUMNS) - 1)]
     out.append("")
@@ -245,6 +283,8 @@ def _print_rich(result: Result, console: Console) -> None:
             console.print(Text(f"  {line}"))
     for commit, probability in zip(result.candidates, _probabilities(result), strict=True):
         console.print(Text(f"  {commit.sha}  {probability}{commit.subject}"))
+    for line in _noise_lines(result):
+        console.print(Text(line))
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
     for column in _COLUMNS:
         table.add_column(column, overflow="fold")
@@ -309,6 +349,9 @@ def result_to_json(result: Result) -> dict[str, Any]:
         "runs": result.runs,
         "wall_seconds": round(result.wall_seconds, 3),
     }
+    if result.p is not None:
+        estimate, low, high = result.p
+        document["p"] = {"estimate": estimate, "low": low, "high": high}
     document.update(_json_safe(result.extra))
     return document
 

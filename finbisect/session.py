@@ -21,11 +21,12 @@ from finbisect.buildcache import BuildCache
 from finbisect.errors import BuildError, EndpointError, GitError, HuntInterruptedError, UsageError
 from finbisect.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
 from finbisect.models import Commit, HuntKind, Outcome, OutcomeKind, Result, RunClass, Step, Verdict
+from finbisect.noisy import NoisyBisection
 from finbisect.probe import Probe, ProbeConfig
 from finbisect.report import Progress
 from finbisect.strategy import OLD_END, AnswerStatus, ClassicBisection, Search
 
-__all__ = ["HuntOptions", "reproduce_command", "run_hunt"]
+__all__ = ["HuntOptions", "merge_visits", "reproduce_command", "run_hunt"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +39,11 @@ class HuntOptions:
     symptoms: frozenset[OutcomeKind]
     match: re.Pattern[str] | None
     timeout: float
-    runs: int
+    runs: int | None  # fixed runs per revision (classic search); None: the noisy search
+    confidence: float = 0.95
+    max_runs: int = 2000
+    max_runs_per_revision: int = 200
+    parallel_runs: int = 1
     first_parent: bool = False
     verify: bool = True
     cache_dir: Path
@@ -72,16 +77,13 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
                 timeout=options.timeout,
                 symptoms=options.symptoms,
                 match=options.match,
-                runs=options.runs,
+                parallel=options.parallel_runs,
             ),
             logs,
         )
-        search = ClassicBisection(
-            hunt.graph,
-            runs=options.runs,
-            bug_is_new=hunt.kind is HuntKind.REGRESSION,
-            verify=options.verify,
-        )
+        search = _make_search(hunt, options)
+        built = [i for i, sha in enumerate(hunt.graph.shas) if cache.has(builder.fingerprint, sha)]
+        search.mark_built(built)
         again = reproduce_command(options, good, bad)
         loop = _HuntLoop(
             hunt=hunt,
@@ -92,16 +94,32 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             progress=progress,
         )
         try:
-            steps = loop.run()
+            loop.run()
         except KeyboardInterrupt:
-            # proc has already killed the running child's process group.
+            # proc has already killed the running children's process groups.
             raise HuntInterruptedError(
                 f"interrupted; nothing left running, builds and clone kept in {workspace.root}. "
                 f"Run again: {again}"
             ) from None
         # Keep the cache within bounds, never evicting what this hunt used.
         cache.prune(options.cache_size, keep=loop.used_builds)
-        return loop.result(steps, again, wall_seconds=time.monotonic() - started)
+        return loop.result(again, wall_seconds=time.monotonic() - started)
+
+
+def _make_search(hunt: Hunt, options: HuntOptions) -> Search:
+    bug_is_new = hunt.kind is HuntKind.REGRESSION
+    if options.runs is not None:
+        return ClassicBisection(
+            hunt.graph, runs=options.runs, bug_is_new=bug_is_new, verify=options.verify
+        )
+    return NoisyBisection(
+        hunt.graph,
+        bug_is_new=bug_is_new,
+        confidence=options.confidence,
+        max_runs=options.max_runs,
+        max_runs_per_revision=options.max_runs_per_revision,
+        verify=options.verify,
+    )
 
 
 class _HuntLoop:
@@ -123,44 +141,48 @@ class _HuntLoop:
         self.progress = progress
         self.builds = 0
         self.used_builds: set[Path] = set()  # interpreters this hunt ran
+        self.visits: list[Step] = []  # one per visit; a revision may be visited again
+        self.runs_at: dict[str, int] = {}  # sha -> runs made there (numbers the run logs)
 
-    def run(self) -> list[Step]:
-        steps: list[Step] = []
+    def run(self) -> None:
         while (request := self.search.next_request()) is not None:
-            sha = self.hunt.old if request.index == OLD_END else self.hunt.graph.shas[request.index]
+            index = request.index
+            sha = self.hunt.old if index == OLD_END else self.hunt.graph.shas[index]
             commit = self.workspace.commit(sha)
             self.progress.begin_step(
-                number=len(steps) + 1,
-                total=len(steps) + 1 + self.search.steps_left(),
+                number=len(self.visits) + 1,
+                total=len(self.visits) + 1 + self.search.steps_left(),
                 remaining=self.search.remaining(),
                 commit=commit,
             )
-            step = self._visit(commit, request.runs)
-            steps.append(step)
-            self.progress.end_step(step)
-            is_endpoint = request.index in (OLD_END, self.hunt.graph.new_end)
+            visit, compiled = self._visit(commit, request.runs)
+            self.visits.append(visit)
+            self.progress.end_step(visit)
+            self.search.record_costs(
+                index,
+                build_seconds=visit.build_seconds if compiled else None,
+                run_seconds=visit.run_seconds,
+                runs=visit.runs,
+            )
+            is_endpoint = index in (OLD_END, self.hunt.graph.new_end)
             if is_endpoint:
-                self._check_endpoint(step)
-            if step.verdict is Verdict.SKIP:
-                self.search.record_skip(request.index)
+                self._check_endpoint(visit)
+            if visit.verdict is Verdict.SKIP:
+                self.search.record_skip(index)
             else:
-                self.search.record(
-                    request.index,
-                    symptoms=step.symptoms,
-                    clean=sum(1 for o in step.outcomes if o.run_class is RunClass.CLEAN),
-                )
+                clean = sum(1 for o in visit.outcomes if o.run_class is RunClass.CLEAN)
+                self.search.record(index, symptoms=visit.symptoms, clean=clean)
             if is_endpoint:
-                self._check_verified(step)
-        return steps
+                self._check_verified(commit)
 
-    def _visit(self, commit: Commit, runs: int) -> Step:
+    def _visit(self, commit: Commit, runs: int) -> tuple[Step, bool]:
         self.progress.activity("checkout and build")
         built = self.builder.build(commit.sha)
         self.builds += built.compiled
         if built.interpreter is not None:
             self.used_builds.add(built.interpreter)
         if not built.ok or built.interpreter is None:
-            return Step(
+            step = Step(
                 commit=commit,
                 verdict=Verdict.SKIP,
                 reason=_build_reason(built),
@@ -168,15 +190,19 @@ class _HuntLoop:
                 cached=built.cached,
                 build_log=str(built.log_path or ""),
             )
+            return step, built.compiled
         run_start = time.monotonic()
+        first = self.runs_at.get(commit.sha, 0)
+        self.runs_at[commit.sha] = first + runs
         outcomes = self.probe.run(
             built.interpreter,
             commit.sha,
             runs=runs,
+            first_index=first,
             on_run=lambda i, n: self.progress.activity(f"run {i} of {n}"),
         )
         verdict, reason = _verdict(outcomes)
-        return Step(
+        step = Step(
             commit=commit,
             verdict=verdict,
             reason=reason,
@@ -186,35 +212,39 @@ class _HuntLoop:
             cached=built.cached,
             build_log=str(built.log_path or ""),
         )
+        return step, built.compiled
 
     def _end_name(self, sha: str) -> str:
         return "--good" if sha == self.hunt.good else "--bad"
 
-    def _check_endpoint(self, step: Step) -> None:
+    def _check_endpoint(self, visit: Step) -> None:
         """Refuse endpoints that cannot be built or only fail in unrelated ways."""
-        name = self._end_name(step.commit.sha)
-        if not step.outcomes:
-            raise BuildError(f"{name} {step.commit.short} does not build: {step.reason}")
-        if step.verdict is Verdict.SKIP:
-            raise EndpointError(f"{name} {step.commit.short} could not be judged: {step.reason}")
+        name = self._end_name(visit.commit.sha)
+        if not visit.outcomes:
+            raise BuildError(f"{name} {visit.commit.short} does not build: {visit.reason}")
+        if visit.verdict is Verdict.SKIP:
+            raise EndpointError(f"{name} {visit.commit.short} could not be judged: {visit.reason}")
 
-    def _check_verified(self, step: Step) -> None:
+    def _check_verified(self, commit: Commit) -> None:
         status = self.search.answer().status
         if status in (AnswerStatus.OLD_END_SHOWS_BUG_SIDE, AnswerStatus.NEW_END_SHOWS_CLEAN_SIDE):
-            name = self._end_name(step.commit.sha)
+            name = self._end_name(commit.sha)
             claim = "never shows" if name == "--good" else "shows"
+            (all_visits,) = [s for s in merge_visits(self.visits) if s.commit.sha == commit.sha]
             raise EndpointError(
-                f"{name} {step.commit.short} was expected to be the revision that {claim} "
-                f"the symptom, but {step.reason}"
+                f"{name} {commit.short} was expected to be the revision that {claim} "
+                f"the symptom, but {all_visits.reason}"
             )
 
-    def result(self, steps: list[Step], command: str, *, wall_seconds: float) -> Result:
+    def result(self, command: str, *, wall_seconds: float) -> Result:
         answer = self.search.answer()
         shas = self.hunt.graph.shas
         culprit = (
             self.workspace.commit(shas[answer.culprit]) if answer.culprit is not None else None
         )
         candidates = tuple(self.workspace.commit(shas[i]) for i in answer.candidates)
+        steps = merge_visits(self.visits)
+        noisy = self.search if isinstance(self.search, NoisyBisection) else None
         return Result(
             hunt=self.hunt.kind,
             good=self.workspace.commit(self.hunt.good),
@@ -223,12 +253,39 @@ class _HuntLoop:
             candidates=() if culprit is not None else candidates,
             probabilities=() if culprit is not None else answer.probabilities,
             confidence=answer.confidence,
-            steps=tuple(steps),
+            steps=steps,
             builds=self.builds,
-            cached_builds=sum(1 for s in steps if s.cached),
+            cached_builds=sum(1 for v in self.visits if v.cached),
             wall_seconds=wall_seconds,
             command=command,
+            candidate_shas=shas,
+            posterior=tuple(noisy.posterior()) if noisy else (),
+            p=noisy.p_estimate() if noisy else None,
         )
+
+
+def merge_visits(visits: list[Step]) -> tuple[Step, ...]:
+    """One step per revision, in first-visit order, with the totals of all its visits."""
+    by_sha: dict[str, list[Step]] = {}
+    for visit in visits:
+        by_sha.setdefault(visit.commit.sha, []).append(visit)
+    steps = []
+    for group in by_sha.values():
+        outcomes = tuple(o for v in group for o in v.outcomes)
+        verdict, reason = _verdict(outcomes) if outcomes else (group[0].verdict, group[0].reason)
+        steps.append(
+            Step(
+                commit=group[0].commit,
+                verdict=verdict,
+                reason=reason,
+                outcomes=outcomes,
+                build_seconds=sum(v.build_seconds for v in group),
+                run_seconds=sum(v.run_seconds for v in group),
+                cached=group[0].cached,
+                build_log=group[0].build_log,
+            )
+        )
+    return tuple(steps)
 
 
 def _verdict(outcomes: tuple[Outcome, ...]) -> tuple[Verdict, str]:
@@ -263,7 +320,13 @@ def reproduce_command(options: HuntOptions, good: str, bad: str) -> str:
     argv += ["--symptom", ",".join(sorted(kind.value for kind in options.symptoms))]
     if options.match is not None:
         argv += ["--match", options.match.pattern]
-    argv += ["--timeout", f"{options.timeout:g}", "--runs", str(options.runs)]
+    argv += ["--timeout", f"{options.timeout:g}"]
+    if options.runs is not None:
+        argv += ["--runs", str(options.runs)]
+    else:
+        argv += ["--confidence", f"{options.confidence:g}", "--max-runs", str(options.max_runs)]
+    if options.parallel_runs != 1:
+        argv += ["--parallel-runs", str(options.parallel_runs)]
     if options.first_parent:
         argv.append("--first-parent")
     if not options.verify:

@@ -1,0 +1,103 @@
+"""The default (noisy) search on flaky generated histories: real builds, real races."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finbisect.minipy import linear_history
+from tests.conftest import GIL_MATCH, Hunt
+
+
+def _json(tmp_path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((tmp_path / "out.json").read_text())
+    return data
+
+
+@pytest.mark.parametrize(
+    ("commits", "culprit", "percent", "broken"),
+    [(60, 41, 30, {12, 30, 50}), (90, 17, 50, {5, 60})],
+)
+def test_flaky_regression_is_found_with_its_confidence(
+    tmp_path: Path, hunt: Hunt, commits: int, culprit: int, percent: int, broken: set[int]
+) -> None:
+    history = linear_history(
+        tmp_path / "repo",
+        commits=commits,
+        culprit=culprit,
+        crash_percent=percent,
+        broken=broken,
+        unrelated={culprit - 3},
+    )
+    # A stricter confidence than the default keeps this test's own error rate negligible.
+    result = hunt(
+        history.path, history.good, history.bad, "--match", GIL_MATCH, "--confidence", "0.999"
+    )
+    assert result.exit_code == 0, result.stderr
+    data = _json(tmp_path)
+    assert data["culprit"]["sha"] == history.culprit
+    assert data["confidence"] >= 0.999
+    p = data["p"]
+    assert p["low"] <= percent / 100 <= p["high"]
+    assert data["builds"] <= 2 * (commits.bit_length() + 2)
+    steps = {s["sha"]: s for s in data["steps"]}
+    assert len(steps) == len(data["steps"])  # one step per revision, visits summed
+    assert sum(s["runs"] for s in data["steps"]) == data["runs"]
+    assert "posterior |" in result.stdout
+    assert "assumes no false positives" in result.stdout
+
+
+def test_fix_hunt_on_a_flaky_repro(tmp_path: Path, hunt: Hunt) -> None:
+    history = linear_history(tmp_path / "repo", commits=40, culprit=22, fix=True, crash_percent=40)
+    result = hunt(history.path, history.good, history.bad, "--confidence", "0.999")
+    assert result.exit_code == 0, result.stderr
+    data = _json(tmp_path)
+    assert data["hunt"] == "fix"
+    assert data["culprit"]["sha"] == history.culprit
+
+
+def test_spent_budget_is_inconclusive_with_probabilities(tmp_path: Path, hunt: Hunt) -> None:
+    history = linear_history(tmp_path / "repo", commits=64, culprit=40, crash_percent=30)
+    result = hunt(history.path, history.good, history.bad, "--max-runs", "60")
+    assert result.exit_code == 5
+    data = _json(tmp_path)
+    assert data["culprit"] is None
+    probabilities = [c["probability"] for c in data["candidates"]]
+    assert probabilities
+    assert all(0 < p < 0.95 for p in probabilities)
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert data["runs"] <= 60
+
+
+def test_bad_end_that_never_shows_the_symptom(tmp_path: Path, hunt: Hunt) -> None:
+    history = linear_history(tmp_path / "repo", commits=8, culprit=4, crash_percent=0)
+    result = hunt(history.path, history.good, history.bad, "--max-runs-per-revision", "25")
+    assert result.exit_code == 4
+    assert "--bad" in result.stderr
+    assert "25 of 25 runs ok" in result.stderr
+
+
+def test_parallel_runs(tmp_path: Path, hunt: Hunt) -> None:
+    history = linear_history(tmp_path / "repo", commits=30, culprit=11, crash_percent=50)
+    result = hunt(
+        history.path, history.good, history.bad, "--parallel-runs", "4", "--confidence", "0.999"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert _json(tmp_path)["culprit"]["sha"] == history.culprit
+
+
+def test_always_crashing_repro_costs_about_as_many_builds_as_classic(
+    tmp_path: Path, hunt: Hunt
+) -> None:
+    history = linear_history(tmp_path / "repo", commits=100, culprit=63)
+    assert hunt(history.path, history.good, history.bad, "--runs", "1").exit_code == 0
+    classic = _json(tmp_path)
+    assert hunt(history.path, history.good, history.bad).exit_code == 0
+    noisy = _json(tmp_path)
+    assert noisy["culprit"]["sha"] == classic["culprit"]["sha"] == history.culprit
+    distinct = len(noisy["steps"])
+    assert distinct <= len(classic["steps"]) + 1
+    assert noisy["runs"] <= 6 * classic["runs"]
