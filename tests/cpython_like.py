@@ -1,0 +1,95 @@
+"""A generated tree shaped like CPython for the default build recipe's tests.
+
+It has what finbisect's CPython recipe reads and runs: `configure` (a shell
+script that records its arguments and environment, counts its runs and writes
+a Makefile), `Makefile.pre.in` with the `platform` and `sharedmods` targets,
+and `Include/patchlevel.h`. The built `./python` crashes like the bpo-9901
+bug from a chosen commit on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finbisect.minipy import GeneratedHistory, HistoryBuilder
+
+CONFIGURE = """#!/bin/sh
+# A stand-in for CPython's configure; it knows: with_pydebug with_ensurepip
+# enable_test_modules enable_gil{extra}
+echo "$@" > config.args
+echo "CFLAGS=$CFLAGS MACHDEP=$MACHDEP" > config.env
+n=$(cat .configure-count 2>/dev/null || echo 0)
+echo $((n + 1)) > .configure-count
+sed "s|@CONFIG_ARGS@|$*|" Makefile.pre.in > Makefile
+"""
+
+MAKEFILE_PRE_IN = """\
+python: main.c crash.h
+\t$(CC) -o python main.c -DCONFIG_ARGS='"@CONFIG_ARGS@"'
+\techo "$@" >> compile.log
+
+platform: python
+sharedmods: python
+"""
+
+MAIN_C = """\
+#include <stdio.h>
+#include <stdlib.h>
+#include "crash.h"
+int main(int argc, char **argv) {
+    printf("cpython-like built with: %s\\n", CONFIG_ARGS);
+    if (CRASH) {
+        fprintf(stderr, "Fatal Python error: pthread_mutex_destroy(gil_mutex) failed\\n");
+        abort();
+    }
+    return argc > 1 ? 0 : 2;
+}
+"""
+
+
+def cpython_like_history(
+    path: Path,
+    *,
+    commits: int,
+    culprit: int,
+    version: tuple[int, int] = (3, 13),
+    configure_changes: tuple[int, ...] = (),
+    tsan_from: int | None = None,
+) -> GeneratedHistory:
+    """`commits` commits; `culprit` makes ./python crash at exit; commits in
+    `configure_changes` edit `configure`; from `tsan_from` it knows TSan."""
+    builder = HistoryBuilder(path)
+    files = builder.path
+    (files / "Include").mkdir(exist_ok=True)
+    (files / "Include" / "patchlevel.h").write_text(
+        f"#define PY_MAJOR_VERSION {version[0]}\n#define PY_MINOR_VERSION {version[1]}\n"
+        "#define PY_MICRO_VERSION 0\n"
+    )
+    for name in ("Makefile", "gil.c"):  # minipy's own build is not used here
+        (files / name).unlink(missing_ok=True)
+    (files / "Makefile.pre.in").write_text(MAKEFILE_PRE_IN)
+    (files / "main.c").write_text(MAIN_C)
+    (files / ".gitignore").write_text(
+        "python\nMakefile\nconfig.args\nconfig.env\n.configure-count\ncompile.log\n*.o\n"
+    )
+    shas = []
+    configure_edits = 0
+    for i in range(commits):
+        if i in configure_changes:
+            configure_edits += 1
+        extra = " with_thread_sanitizer" if tsan_from is not None and i >= tsan_from else ""
+        script = CONFIGURE.format(extra=extra) + f"# edit {configure_edits}\n"
+        (files / "configure").write_text(script)
+        (files / "configure").chmod(0o755)
+        (files / "crash.h").write_text(f"#define CRASH {int(i >= culprit)}\n")
+        builder._git("add", "-A")
+        shas.append(builder.commit(f"Change {i}", touch="Misc/NEWS"))
+    return GeneratedHistory(
+        path=builder.path,
+        good=shas[0],
+        bad=shas[-1],
+        culprit=shas[culprit],
+        first_parent_culprit=shas[culprit],
+        shas=tuple(shas),
+        mainline=tuple(shas),
+    )

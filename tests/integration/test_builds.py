@@ -1,0 +1,216 @@
+"""Builds: CPython's recipe, flavours, the build cache and incremental builds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finbisect.build import BuildConfig, Builder
+from finbisect.buildcache import BuildCache
+from finbisect.gitrepo import UserRepo, locked_workspace
+from finbisect.minipy import linear_history
+from tests.conftest import REPRO, invoke
+from tests.cpython_like import cpython_like_history
+
+
+def _json(tmp_path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((tmp_path / "out.json").read_text())
+    return data
+
+
+def _cpython_hunt(repro: Path, cache: Path, tmp_path: Path, repo: Path, *extra: str) -> Any:
+    return invoke(
+        "run", str(repro), "--repo", str(repo), "--cache-dir", str(cache), "--runs", "1",
+        "--json", str(tmp_path / "out.json"), *extra,
+    )  # fmt: skip
+
+
+def _build_trees(cache: Path) -> list[Path]:
+    return [p for p in cache.glob("repos/*/build-*") if p.is_dir()]
+
+
+def test_default_recipe_passes_the_flags_the_revision_knows(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    history = cpython_like_history(tmp_path / "repo", commits=10, culprit=6)
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad
+    )
+    assert result.exit_code == 0, result.stderr
+    assert _json(tmp_path)["culprit"]["sha"] == history.culprit
+    (tree,) = _build_trees(cache)
+    args = (tree / "config.args").read_text().split()
+    assert args == ["--with-pydebug", "--without-ensurepip", "--disable-test-modules"]
+    # 3.12+: only the interpreter, its platform files and extension modules are built.
+    assert (tree / "compile.log").read_text().split()[-1] == "python"
+
+
+def test_a_repro_that_imports_test_modules_gets_them(tmp_path: Path, cache: Path) -> None:
+    history = cpython_like_history(tmp_path / "repo", commits=4, culprit=2)
+    repro = tmp_path / "needs_testcapi.py"
+    repro.write_text("import _testcapi\n")
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
+        "--flavour", "release",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    (tree,) = _build_trees(cache)
+    assert (tree / "config.args").read_text().split() == ["--without-ensurepip"]
+
+
+def test_configure_reruns_only_when_its_inputs_change(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    history = cpython_like_history(
+        tmp_path / "repo", commits=32, culprit=20, configure_changes=(9,)
+    )
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad
+    )
+    assert result.exit_code == 0, result.stderr
+    built = [history.shas.index(s["sha"]) for s in _json(tmp_path)["steps"]]
+    sides = [i >= 9 for i in built]
+    crossings = sum(1 for a, b in zip(sides, sides[1:], strict=False) if a != b)
+    (tree,) = _build_trees(cache)
+    assert int((tree / ".configure-count").read_text()) == 1 + crossings < len(built)
+
+
+def test_an_endpoint_without_the_flavour_stops_before_building(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    history = cpython_like_history(tmp_path / "repo", commits=6, culprit=3, tsan_from=2)
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
+        "--flavour", "tsan",
+    )  # fmt: skip
+    assert result.exit_code == 6
+    assert "--good" in result.stderr
+    assert "--with-thread-sanitizer" in result.stderr
+    assert not list(cache.glob("repos/*/hunts/*/build-*.log"))
+
+
+def test_tsan_flavour_configures_with_the_sanitizer(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    history = cpython_like_history(tmp_path / "repo", commits=12, culprit=9, tsan_from=3)
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.shas[4], "--bad", history.bad,
+        "--flavour", "tsan",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert (
+        (_build_trees(cache)[0] / "config.args").read_text().startswith("--with-thread-sanitizer")
+    )
+
+
+def test_old_versions_get_the_toolchain_workarounds(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    history = cpython_like_history(tmp_path / "repo", commits=4, culprit=2, version=(2, 7))
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
+        "--workaround", "2.0..3.0:CFLAGS=+-DMINE", "--workaround", "3.0..:CFLAGS=+-DNOT_MINE",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    (tree,) = _build_trees(cache)
+    env = (tree / "config.env").read_text()
+    assert "-fcommon" in env
+    assert "-DMINE" in env
+    assert "NOT_MINE" not in env
+    assert "MACHDEP=linux2" in env
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--flavour", "asan", "--build-cmd", "make"],
+        ["--workaround", "CFLAGS=x", "--build-cmd", "make"],
+        ["--workaround", "3.x..:CFLAGS=x"],
+        ["--workaround", "no equals sign"],
+        ["--flavour", "fast"],
+    ],
+)
+def test_build_option_misuse_is_a_usage_error(tmp_path: Path, repro: Path, args: list[str]) -> None:
+    history = linear_history(tmp_path / "repo", commits=3, culprit=1)
+    result = invoke(
+        "run", str(repro), "--repo", str(history.path), "--good", history.good,
+        "--bad", history.bad, "--cache-dir", str(tmp_path / "c"), *args,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr.startswith("finbisect: error: ")
+
+
+def test_a_second_hunt_compiles_nothing(tmp_path: Path, repro: Path, cache: Path) -> None:
+    history = linear_history(tmp_path / "repo", commits=40, culprit=25, broken={12, 30})
+    args = [
+        "run", str(repro), "--repo", str(history.path), "--good", history.good,
+        "--bad", history.bad, "--build-cmd", "make", "--cache-dir", str(cache),
+        "--runs", "1", "--json", str(tmp_path / "out.json"),
+    ]  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    first = _json(tmp_path)
+    assert first["builds"] > 0
+    assert first["cached_builds"] == 0
+    assert invoke(*args).exit_code == 0
+    second = _json(tmp_path)
+    assert second["culprit"] == first["culprit"]
+    assert second["builds"] == 0
+    assert second["cached_builds"] == len(second["steps"]) > 0
+    assert all(step["cached"] for step in second["steps"])
+
+    listing = invoke("cache", "list", "--cache-dir", str(cache))
+    assert listing.exit_code == 0
+    assert f"{first['builds']} builds" in listing.stdout
+    cleared = invoke("cache", "prune", "--max-size", "0", "--cache-dir", str(cache))
+    assert f"removed {first['builds']} builds" in cleared.stdout
+    assert "0 builds" in invoke("cache", "list", "--cache-dir", str(cache)).stdout
+
+
+def test_lru_eviction_keeps_the_most_recently_used(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "builds")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "python").write_bytes(b"x" * 10_000)
+    (tree / "big.o").write_bytes(b"o" * 100_000)  # objects are not kept
+    for sha in ("a" * 40, "b" * 40, "c" * 40):
+        cache.store(fingerprint="f", sha=sha, description="d", interpreter="python", tree=tree)
+    assert not (cache.root / "f" / ("a" * 40) / "tree" / "big.o").exists()
+    assert cache.lookup("f", "a" * 40) is not None  # now the most recently used
+    one = cache.entries()[0].size
+    removed = cache.prune(2 * one)
+    assert [b.sha[0] for b in removed] == ["b"]
+    assert {b.sha[0] for b in cache.entries()} == {"a", "c"}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_incremental_build_is_the_clean_build(tmp_path: Path, repro: Path) -> None:
+    history = linear_history(tmp_path / "repo", commits=12, culprit=7, broken={3})
+    before, target = history.shas[10], history.shas[4]
+    repro.write_text(REPRO)
+    config = BuildConfig(command="make", interpreter="python", jobs=1, timeout=60)
+    user = UserRepo(history.path)
+    with locked_workspace(tmp_path / "cache", user) as workspace:
+        workspace.refresh(list(history.shas))
+        builder = Builder(workspace, config, tmp_path / "logs", BuildCache(tmp_path / "builds"))
+        assert builder.build(before).ok
+        incremental = builder.build(target)  # same tree: make recompiles what changed
+    assert incremental.ok
+    assert incremental.interpreter is not None
+
+    clean = tmp_path / "clean"
+    subprocess.run(["git", "clone", "-q", str(history.path), str(clean)], check=True)
+    subprocess.run(["git", "-C", str(clean), "checkout", "-q", target], check=True)
+    subprocess.run(["make", "-s", "-C", str(clean)], check=True, capture_output=True)
+
+    assert _sha256(incremental.interpreter) == _sha256(clean / "python")
+    for python in (incremental.interpreter, clean / "python"):
+        done = subprocess.run([str(python), str(repro)], capture_output=True, check=False)
+        assert done.returncode == 0

@@ -1,0 +1,110 @@
+"""CPython build knowledge: versions, flavours, targets, the workaround table."""
+
+from __future__ import annotations
+
+import pytest
+
+from finbisect.cpython import (
+    Flavour,
+    Version,
+    needs_test_modules,
+    parse_version,
+    parse_workaround,
+    plan_build,
+    unsupported_reason,
+)
+from finbisect.errors import UsageError
+
+CONFIGURE_313 = "with_pydebug with_ensurepip enable_test_modules with_address_sanitizer " + (
+    "with_thread_sanitizer enable_gil"
+)
+CONFIGURE_27 = "with_pydebug with_address_sanitizer"
+MAKEFILE_312 = "all: build_all\nplatform: pybuilddir.txt\nsharedmods: $(SHAREDMODS)\n"
+MAKEFILE_27 = "all: build_all\nplatform: $(BUILDPYTHON)\nsharedmods: $(BUILDPYTHON)\n"
+
+
+def _patchlevel(major: int, minor: int, micro: int = 0) -> str:
+    return (
+        f"#define PY_MAJOR_VERSION\t{major}\n#define PY_MINOR_VERSION\t{minor}\n"
+        f'#define PY_MICRO_VERSION\t{micro}\n#define PY_VERSION "{major}.{minor}.{micro}"\n'
+    )
+
+
+def test_parse_version() -> None:
+    assert parse_version(_patchlevel(3, 13, 5)) == Version(3, 13, 5)
+    assert parse_version(_patchlevel(2, 7, 8)) < Version(3, 0)
+    assert parse_version("nothing here") is None
+
+
+@pytest.mark.parametrize(
+    ("flavour", "flags"),
+    [
+        (Flavour.RELEASE, ()),
+        (Flavour.PYDEBUG, ("--with-pydebug",)),
+        (Flavour.ASAN, ("--with-address-sanitizer", "--without-pymalloc")),
+        (Flavour.TSAN, ("--with-thread-sanitizer",)),
+        (Flavour.NOGIL, ("--disable-gil",)),
+    ],
+)
+def test_flavour_flags(flavour: Flavour, flags: tuple[str, ...]) -> None:
+    plan = plan_build(
+        flavour=flavour,
+        configure_text=CONFIGURE_313,
+        makefile_text=MAKEFILE_312,
+        patchlevel_text=_patchlevel(3, 13),
+        test_modules=False,
+    )
+    assert plan.configure_flags == (*flags, "--without-ensurepip", "--disable-test-modules")
+    assert plan.make_targets == ("python", "platform", "sharedmods")
+    assert plan.env == ()
+
+
+@pytest.mark.parametrize(
+    ("flavour", "configure", "supported"),
+    [
+        (Flavour.TSAN, CONFIGURE_27, False),
+        (Flavour.NOGIL, CONFIGURE_27, False),
+        (Flavour.ASAN, CONFIGURE_27, True),
+        (Flavour.RELEASE, "", True),
+        (Flavour.TSAN, CONFIGURE_313, True),
+    ],
+)
+def test_flavour_support(flavour: Flavour, configure: str, supported: bool) -> None:
+    assert (unsupported_reason(flavour, configure) is None) is supported
+
+
+def test_old_trees_build_the_default_target_with_workarounds() -> None:
+    plan = plan_build(
+        flavour=Flavour.PYDEBUG,
+        configure_text=CONFIGURE_27,
+        makefile_text=MAKEFILE_27,
+        patchlevel_text=_patchlevel(2, 7, 8),
+        test_modules=False,
+        user_workarounds=[parse_workaround("2.7..2.8:CFLAGS=+-O0"), parse_workaround("X=1")],
+    )
+    assert plan.make_targets == ()  # setup.py builds the modules as part of `all`
+    env = dict(plan.env)
+    assert env["MACHDEP"] == "linux2"
+    assert env["CFLAGS"].startswith("+-fcommon")
+    assert env["CFLAGS"].endswith("-O0")
+    assert env["X"] == "1"
+    assert "fcommon" in plan.workarounds
+
+
+def test_workaround_ranges() -> None:
+    w = parse_workaround("3.1..3.5:CFLAGS=-g")
+    assert (w.low, w.high, w.env) == (Version(3, 1), Version(3, 5), (("CFLAGS", "-g"),))
+    assert w.applies(Version(3, 4, 9))
+    assert not w.applies(Version(3, 5))
+    assert parse_workaround("..3:A=b").applies(Version(2, 7))
+    for bad in ("A", "3.x..:A=b", "=b", "1..2:"):
+        with pytest.raises(UsageError):
+            parse_workaround(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "needed"),
+    [("import _testcapi", True), ("from _testinternalcapi import x", True), ("import os", False)],
+)
+def test_test_module_detection(text: str, needed: bool) -> None:
+    assert needs_test_modules(text) is needed
