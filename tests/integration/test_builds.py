@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_configure_reruns_only_when_its_inputs_change(
     assert result.exit_code == 0, result.stderr
     built = [history.shas.index(s["sha"]) for s in _json(tmp_path)["steps"]]
     sides = [i >= 9 for i in built]
-    crossings = sum(1 for a, b in zip(sides, sides[1:], strict=False) if a != b)
+    crossings = sum(1 for a, b in itertools.pairwise(sides) if a != b)
     (tree,) = _build_trees(cache)
     assert int((tree / ".configure-count").read_text()) == 1 + crossings < len(built)
 

@@ -32,7 +32,7 @@ def _patchlevel(major: int, minor: int, micro: int = 0) -> str:
 
 def test_parse_version() -> None:
     assert parse_version(_patchlevel(3, 13, 5)) == Version(3, 13, 5)
-    assert parse_version(_patchlevel(2, 7, 8)) < Version(3, 0)
+    assert parse_version(_patchlevel(2, 7, 8)) == Version(2, 7, 8) < Version(3, 0)
     assert parse_version("nothing here") is None
 
 
