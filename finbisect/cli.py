@@ -6,6 +6,7 @@ usage errors are folded into that shape too.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -24,7 +25,15 @@ from finbisect.demo import demo_options, demo_workspace
 from finbisect.errors import FinbisectError, HuntInterruptedError, InconclusiveError, UsageError
 from finbisect.models import OutcomeKind, Result
 from finbisect.probe import DEFAULT_SYMPTOMS
-from finbisect.report import make_progress, print_report, result_to_json, write_json
+from finbisect.recipes import Recipe, bundled_recipes_dir, find_recipe, load_all, recipe_to_dict
+from finbisect.report import (
+    format_recipe,
+    format_recipe_list,
+    make_progress,
+    print_report,
+    result_to_json,
+    write_json,
+)
 from finbisect.session import HuntOptions, run_hunt
 
 __all__ = ["cli", "main"]
@@ -104,15 +113,24 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
 @cli.command()
-@click.argument("repro", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("repro", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--recipe", "recipe_ref", help="A bundled recipe's id, or a recipe TOML file.")
+@click.option(
+    "--hunt",
+    "hunt_number",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Which of the recipe's suggested hunts.",
+)
 @click.option(
     "--repo",
     required=True,
     type=click.Path(path_type=Path, file_okay=False),
     help="The CPython git checkout (never modified).",
 )
-@click.option("--good", required=True, help="A revision that does not show the symptom.")
-@click.option("--bad", required=True, help="A revision that shows the symptom.")
+@click.option("--good", help="A revision that does not show the symptom.")
+@click.option("--bad", help="A revision that shows the symptom.")
 @click.option(
     "--build-cmd", help="Shell command that builds a revision (default: CPython's own build)."
 )
@@ -232,10 +250,12 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 def run(
     *,
-    repro: Path,
+    repro: Path | None,
+    recipe_ref: str | None,
+    hunt_number: int,
     repo: Path,
-    good: str,
-    bad: str,
+    good: str | None,
+    bad: str | None,
     build_cmd: str | None,
     interpreter: str,
     jobs: int,
@@ -257,7 +277,29 @@ def run(
     cache_dir: Path,
     cache_size: int,
 ) -> int:  # fmt: skip
-    """Bisect REPO between --good and --bad for the commit that changed REPRO's fate."""
+    """Bisect REPO between --good and --bad for the commit that changed REPRO's fate.
+
+    With --recipe, the repro, symptom, match, timeout, flavour and ends come from
+    the recipe; options given on the command line override it.
+    """
+    if recipe_ref is not None:
+        if repro is not None:
+            raise UsageError("give a REPRO script or --recipe, not both")
+        recipe = find_recipe(recipe_ref)
+        given = _given_on_command_line()
+        repro = recipe.repro
+        good, bad = _recipe_ends(recipe, hunt_number, good, bad)
+        symptoms = symptoms if "symptoms" in given else frozenset(recipe.symptom)
+        if "match" not in given and recipe.match is not None:
+            match = re.compile(recipe.match)
+        timeout = timeout if "timeout" in given else recipe.timeout
+        if build_cmd is None:
+            flavour = flavour or recipe.flavour
+            configure_flags = (*recipe.build_flags, *configure_flags)
+    if repro is None:
+        raise UsageError("missing REPRO: give a repro script or --recipe")
+    if good is None or bad is None:
+        raise UsageError("--good and --bad are required (or a --recipe that suggests them)")
     if not repro.is_file():
         raise UsageError(f"repro script not found: {repro}")
     if build_cmd is not None and not build_cmd.strip():
@@ -297,6 +339,28 @@ def run(
         cache_size=cache_size,
     )
     return _run_and_report(options, json_path)
+
+
+def _recipe_ends(
+    recipe: Recipe, number: int, good: str | None, bad: str | None
+) -> tuple[str | None, str | None]:
+    """--good/--bad as given, else those of the recipe's suggested hunt `number`."""
+    if not recipe.hunts:
+        return good, bad
+    if number > len(recipe.hunts):
+        raise UsageError(f"--hunt {number}: recipe {recipe.id} suggests {len(recipe.hunts)} hunts")
+    suggested = recipe.hunts[number - 1]
+    return good or suggested.good, bad or suggested.bad
+
+
+def _given_on_command_line() -> set[str]:
+    """Parameters the user typed (as opposed to defaults), so a recipe yields to them."""
+    ctx = click.get_current_context()
+    return {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    }
 
 
 def _run_and_report(options: HuntOptions, json_path: Path | None) -> int:
@@ -399,4 +463,42 @@ def cache_clear(*, cache_dir: Path) -> int:
     """Remove every cached build (clones and logs stay)."""
     removed = BuildCache(cache_dir / "builds").clear()
     click.echo(f"removed {len(removed)} builds, {format_size(sum(b.size for b in removed))}")
+    return 0
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="A directory of recipes (default: the bundled ones).",
+)
+@click.pass_context
+def recipes(ctx: click.Context, *, output_format: str, directory: Path | None) -> int:
+    """Recipes for known finalization bugs: list them, or `show ID`."""
+    ctx.obj = directory
+    if ctx.invoked_subcommand is not None:
+        return 0
+    found = load_all(directory or bundled_recipes_dir())
+    if output_format == "json":
+        click.echo(json.dumps([recipe_to_dict(r) for r in found], indent=2))
+    else:
+        click.echo(format_recipe_list(found), nl=False)
+    return 0
+
+
+@recipes.command("show")
+@click.argument("recipe_id")
+@click.pass_context
+def recipes_show(ctx: click.Context, *, recipe_id: str) -> int:
+    """Everything one recipe says: mechanism, links, hunts, repro."""
+    directory = ctx.obj if isinstance(ctx.obj, Path) else None
+    click.echo(format_recipe(find_recipe(recipe_id, directory)), nl=False)
     return 0

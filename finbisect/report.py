@@ -21,11 +21,14 @@ from rich.table import Table
 from rich.text import Text
 
 from finbisect.models import Commit, Result, Step, Verdict
+from finbisect.recipes import Recipe
 
 __all__ = [
     "JSON_VERSION",
     "NullProgress",
     "Progress",
+    "format_recipe",
+    "format_recipe_list",
     "issue_refs",
     "make_progress",
     "posterior_chart",
@@ -365,3 +368,42 @@ def write_json(path: Path, document: Mapping[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(document, indent=2) + "\n")
     tmp.replace(path)
+
+
+# -- recipes ---------------------------------------------------------------------
+def _hunt_text(recipe: Recipe) -> str:
+    hunts = [f"{h.kind.value} (good {h.good}, bad {h.bad})" for h in recipe.hunts]
+    return "; ".join(hunts) or "none"
+
+
+def format_recipe_list(recipes: list[Recipe]) -> str:
+    width = max((len(r.id) for r in recipes), default=2)
+    lines = [
+        f"{r.id:<{width}}  {r.title}\n{'':<{width}}  symptom {','.join(k.value for k in r.symptom)}"
+        f"; hunts: {_hunt_text(r)}"
+        for r in recipes
+    ]
+    return "\n".join([*lines, f"{len(recipes)} recipes", ""])
+
+
+def format_recipe(recipe: Recipe) -> str:
+    out = [f"{recipe.id}: {recipe.title}", "", recipe.description.strip(), ""]
+    out.append(f"repro:    {recipe.repro}")
+    out.append(f"symptom:  {', '.join(k.value for k in recipe.symptom)}")
+    out.append(f"match:    {recipe.match or '(any)'}")
+    out.append(f"timeout:  {recipe.timeout:g} s")
+    out.append(
+        f"flavour:  {recipe.flavour}"
+        + (f" {' '.join(recipe.build_flags)}" if recipe.build_flags else "")
+    )
+    links = recipe.links
+    out += [f"bpo-{n}: https://bugs.python.org/issue{n}" for n in links.bpo]
+    out += [f"gh-{n}: https://github.com/python/cpython/issues/{n}" for n in links.gh]
+    out += [f"commit: https://github.com/python/cpython/commit/{c}" for c in links.commits]
+    out += [f"source: {s}" for s in links.sources]
+    for number, hunt in enumerate(recipe.hunts, 1):
+        culprit = f", culprit {hunt.culprit[:12]}" if hunt.culprit else ""
+        out.append(f"hunt {number}: {hunt.kind.value}, good {hunt.good}, bad {hunt.bad}{culprit}")
+        if hunt.note:
+            out.append(f"  note: {hunt.note}")
+    return "\n".join([*out, ""])
