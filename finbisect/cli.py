@@ -27,6 +27,7 @@ from finbisect.models import OutcomeKind, Result
 from finbisect.probe import DEFAULT_SYMPTOMS
 from finbisect.recipes import Recipe, bundled_recipes_dir, find_recipe, load_all, recipe_to_dict
 from finbisect.report import (
+    format_hunt_list,
     format_recipe,
     format_recipe_list,
     make_progress,
@@ -35,6 +36,7 @@ from finbisect.report import (
     write_json,
 )
 from finbisect.session import HuntOptions, run_hunt
+from finbisect.state import find_hunt, git_bisect_log, iter_hunts
 
 __all__ = ["cli", "main"]
 
@@ -501,4 +503,21 @@ def recipes_show(ctx: click.Context, *, recipe_id: str) -> int:
     """Everything one recipe says: mechanism, links, hunts, repro."""
     directory = ctx.obj if isinstance(ctx.obj, Path) else None
     click.echo(format_recipe(find_recipe(recipe_id, directory)), nl=False)
+    return 0
+
+
+@cli.command()
+@_CACHE_DIR_OPTION
+def runs(*, cache_dir: Path) -> int:
+    """Past hunts, newest first, with their results."""
+    click.echo(format_hunt_list(list(iter_hunts(cache_dir))), nl=False)
+    return 0
+
+
+@cli.command()
+@click.argument("hunt_id", required=False)
+@_CACHE_DIR_OPTION
+def log(*, hunt_id: str | None, cache_dir: Path) -> int:
+    """A hunt (default: the newest) as `git bisect log`; `git bisect replay` accepts it."""
+    click.echo(git_bisect_log(find_hunt(cache_dir, hunt_id)), nl=False)
     return 0

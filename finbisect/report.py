@@ -22,11 +22,13 @@ from rich.text import Text
 
 from finbisect.models import Commit, Result, Step, Verdict
 from finbisect.recipes import Recipe
+from finbisect.state import HuntState
 
 __all__ = [
     "JSON_VERSION",
     "NullProgress",
     "Progress",
+    "format_hunt_list",
     "format_recipe",
     "format_recipe_list",
     "issue_refs",
@@ -63,6 +65,7 @@ class Progress(Protocol):
     def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None: ...
     def activity(self, text: str) -> None: ...
     def end_step(self, step: Step) -> None: ...
+    def note(self, text: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -74,6 +77,9 @@ class NullProgress:
         pass
 
     def end_step(self, step: Step) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
     def close(self) -> None:
@@ -104,6 +110,9 @@ class _PlainProgress:
     def end_step(self, step: Step) -> None:
         self._say(f"{step.verdict.value} — {step.reason}")
         self.prefix = ""
+
+    def note(self, text: str) -> None:
+        self._say(text)
 
     def close(self) -> None:
         pass
@@ -142,6 +151,9 @@ class _LiveProgress:
             )
         )
         self.step_text, self.what = "", "choosing the next revision"
+
+    def note(self, text: str) -> None:
+        self.console.print(Text(text, style="bold"))
 
     def close(self) -> None:
         self.live.stop()
@@ -407,3 +419,13 @@ def format_recipe(recipe: Recipe) -> str:
         if hunt.note:
             out.append(f"  note: {hunt.note}")
     return "\n".join([*out, ""])
+
+
+# -- past hunts ------------------------------------------------------------------
+def format_hunt_list(hunts: list[HuntState]) -> str:
+    lines = [
+        f"{h.id}  {h.status:<11}  {h.kind:<10}  {h.repo}\n"
+        f"{'':<22}  {h.answer or f'{len(h.visits)} visits so far'}"
+        for h in hunts
+    ]
+    return "\n".join([*lines, f"{len(hunts)} hunts", ""])

@@ -9,6 +9,9 @@ FinbisectErrors for cli to turn into exit codes.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 import shlex
 import time
@@ -18,12 +21,20 @@ from pathlib import Path
 
 from finbisect.build import BuildConfig, Builder, BuildResult
 from finbisect.buildcache import BuildCache
-from finbisect.errors import BuildError, EndpointError, GitError, HuntInterruptedError, UsageError
+from finbisect.errors import (
+    BuildError,
+    EndpointError,
+    FinbisectError,
+    GitError,
+    HuntInterruptedError,
+    UsageError,
+)
 from finbisect.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
 from finbisect.models import Commit, HuntKind, Outcome, OutcomeKind, Result, RunClass, Step, Verdict
 from finbisect.noisy import NoisyBisection
 from finbisect.probe import Probe, ProbeConfig
 from finbisect.report import Progress
+from finbisect.state import HuntState, SavedVisit, iter_hunts_in
 from finbisect.strategy import OLD_END, AnswerStatus, ClassicBisection, Search
 
 __all__ = ["HuntOptions", "merge_visits", "reproduce_command", "run_hunt"]
@@ -64,7 +75,20 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         progress.activity("fetch")
         workspace.refresh([good, bad])
         hunt = workspace.plan(good, bad, first_parent=options.first_parent)
-        logs = workspace.root / "hunts" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        again = reproduce_command(options, good, bad)
+        key = _hunt_key(options, user, good, bad)
+        state = _resumable(workspace, key) or HuntState(
+            directory=workspace.root / "hunts" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"),
+            key=key,
+            kind=hunt.kind.value,
+            repo=str(user.path),
+            good=good,
+            bad=bad,
+            command=again,
+            started=datetime.now(UTC).isoformat(timespec="seconds"),
+            visits=[],
+        )
+        logs = state.directory
         cache = BuildCache(options.cache_dir / "builds")
         builder = Builder(workspace, options.build, logs, cache)
         builder.check_tools()
@@ -84,7 +108,6 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         search = _make_search(hunt, options)
         built = [i for i, sha in enumerate(hunt.graph.shas) if cache.has(builder.fingerprint, sha)]
         search.mark_built(built)
-        again = reproduce_command(options, good, bad)
         loop = _HuntLoop(
             hunt=hunt,
             workspace=workspace,
@@ -92,18 +115,60 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             probe=probe,
             search=search,
             progress=progress,
+            state=state,
         )
+        if state.visits:
+            progress.note(f"resuming interrupted hunt {state.id}: {len(state.visits)} visits done")
+            loop.replay()
         try:
             loop.run()
         except KeyboardInterrupt:
             # proc has already killed the running children's process groups.
+            _end(state, "interrupted", "interrupted")
             raise HuntInterruptedError(
                 f"interrupted; nothing left running, builds and clone kept in {workspace.root}. "
                 f"Run again: {again}"
             ) from None
+        except FinbisectError as exc:
+            _end(state, "failed", exc.message)
+            raise
         # Keep the cache within bounds, never evicting what this hunt used.
         cache.prune(options.cache_size, keep=loop.used_builds)
-        return loop.result(again, wall_seconds=time.monotonic() - started)
+        result = loop.result(again, wall_seconds=time.monotonic() - started)
+        loop.finish(result)
+        return result
+
+
+def _hunt_key(options: HuntOptions, user: UserRepo, good: str, bad: str) -> str:
+    """Everything that decides a hunt's answer: equal keys resume, different ones start afresh."""
+    what = {
+        "repo": str(user.git_dir),
+        "ends": [good, bad],
+        "repro": str(options.repro.resolve()),
+        "repro_text": hashlib.sha256(options.repro.read_bytes()).hexdigest(),
+        "build": options.build.fingerprint(),
+        "symptoms": sorted(k.value for k in options.symptoms),
+        "match": options.match.pattern if options.match is not None else None,
+        "timeout": options.timeout,
+        "search": [options.runs, options.confidence, options.max_runs],
+        "per_revision": options.max_runs_per_revision,
+        "first_parent": options.first_parent,
+        "verify": options.verify,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+def _resumable(workspace: Workspace, key: str) -> HuntState | None:
+    """The newest unfinished hunt with this key, if any (the lock makes it not running)."""
+    for state in iter_hunts_in(workspace.root / "hunts"):
+        if state.key == key:
+            return state if state.status in ("running", "interrupted") else None
+    return None
+
+
+def _end(state: HuntState, status: str, answer: str) -> None:
+    state.status, state.answer = status, answer
+    state.save()
 
 
 def _make_search(hunt: Hunt, options: HuntOptions) -> Search:
@@ -132,7 +197,9 @@ class _HuntLoop:
         probe: Probe,
         search: Search,
         progress: Progress,
+        state: HuntState,
     ) -> None:
+        self.state = state
         self.hunt = hunt
         self.workspace = workspace
         self.builder = builder
@@ -141,8 +208,20 @@ class _HuntLoop:
         self.progress = progress
         self.builds = 0
         self.used_builds: set[Path] = set()  # interpreters this hunt ran
-        self.visits: list[Step] = []  # one per visit; a revision may be visited again
         self.runs_at: dict[str, int] = {}  # sha -> runs made there (numbers the run logs)
+
+    @property
+    def visits(self) -> list[Step]:
+        """One step per visit, in order; a revision may be visited again."""
+        return [visit.step for visit in self.state.visits]
+
+    def replay(self) -> None:
+        """Feed a resumed hunt's saved visits to the search, as if they just happened."""
+        for saved in self.state.visits:
+            self._record(saved.index, saved.step, compiled=saved.compiled)
+            self.builds += saved.compiled
+            sha = saved.step.commit.sha
+            self.runs_at[sha] = self.runs_at.get(sha, 0) + saved.step.runs
 
     def run(self) -> None:
         while (request := self.search.next_request()) is not None:
@@ -156,24 +235,29 @@ class _HuntLoop:
                 commit=commit,
             )
             visit, compiled = self._visit(commit, request.runs)
-            self.visits.append(visit)
+            self.state.visits.append(SavedVisit(index=index, compiled=compiled, step=visit))
+            self.state.save()
             self.progress.end_step(visit)
-            self.search.record_costs(
-                index,
-                build_seconds=visit.build_seconds if compiled else None,
-                run_seconds=visit.run_seconds,
-                runs=visit.runs,
-            )
-            is_endpoint = index in (OLD_END, self.hunt.graph.new_end)
-            if is_endpoint:
-                self._check_endpoint(visit)
-            if visit.verdict is Verdict.SKIP:
-                self.search.record_skip(index)
-            else:
-                clean = sum(1 for o in visit.outcomes if o.run_class is RunClass.CLEAN)
-                self.search.record(index, symptoms=visit.symptoms, clean=clean)
-            if is_endpoint:
-                self._check_verified(commit)
+            self._record(index, visit, compiled=compiled)
+
+    def _record(self, index: int, visit: Step, *, compiled: bool) -> None:
+        """Tell the search what a visit showed; refuse bad endpoints."""
+        self.search.record_costs(
+            index,
+            build_seconds=visit.build_seconds if compiled else None,
+            run_seconds=visit.run_seconds,
+            runs=visit.runs,
+        )
+        is_endpoint = index in (OLD_END, self.hunt.graph.new_end)
+        if is_endpoint:
+            self._check_endpoint(visit)
+        if visit.verdict is Verdict.SKIP:
+            self.search.record_skip(index)
+        else:
+            clean = sum(1 for o in visit.outcomes if o.run_class is RunClass.CLEAN)
+            self.search.record(index, symptoms=visit.symptoms, clean=clean)
+        if is_endpoint:
+            self._check_verified(visit.commit)
 
     def _visit(self, commit: Commit, runs: int) -> tuple[Step, bool]:
         self.progress.activity("checkout and build")
@@ -235,6 +319,26 @@ class _HuntLoop:
                 f"{name} {commit.short} was expected to be the revision that {claim} "
                 f"the symptom, but {all_visits.reason}"
             )
+
+    def finish(self, result: Result) -> None:
+        """Save the answer, and each visit's verdict as the answer implies it (for the log)."""
+        culprit = self.search.answer().culprit
+        for i, saved in enumerate(self.state.visits):
+            if saved.step.verdict is Verdict.SKIP:
+                implied = "skip"
+            elif culprit is None:
+                implied = ""
+            elif saved.index == OLD_END:
+                implied = "old"
+            else:
+                implied = "new" if self.hunt.graph.is_new(saved.index, culprit) else "old"
+            self.state.visits[i] = dataclasses.replace(saved, implied=implied)
+        self.state.culprit = result.culprit.sha if result.culprit is not None else None
+        if result.culprit is not None:
+            answer = f"{self.hunt.kind.phrase} {result.culprit.sha}"
+        else:
+            answer = f"inconclusive: {len(result.candidates)} candidates"
+        _end(self.state, "finished", answer)
 
     def result(self, command: str, *, wall_seconds: float) -> Result:
         answer = self.search.answer()

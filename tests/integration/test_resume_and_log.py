@@ -1,0 +1,117 @@
+"""Resume after an interruption; `finbisect runs`; `finbisect log` for git bisect replay."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from finbisect.minipy import linear_history
+from tests.conftest import Hunt, invoke
+
+
+def test_an_interrupted_hunt_resumes_where_it_stopped(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    history = linear_history(tmp_path / "repo", commits=40, culprit=9, symptom="hang")
+    out = tmp_path / "out.json"
+    argv = [
+        str(Path(sys.executable).parent / "finbisect"), "run", str(repro),
+        "--repo", str(history.path), "--good", history.good, "--bad", history.bad,
+        "--build-cmd", "make", "--cache-dir", str(cache), "--runs", "1",
+        "--timeout", "1", "--json", str(out),
+    ]  # fmt: skip
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    state: dict[str, object] = {}
+    while time.monotonic() < deadline:  # interrupt once three visits are saved
+        states = list(cache.glob("repos/*/hunts/*/state.json"))
+        if states:
+            try:
+                state = json.loads(states[0].read_text())
+            except ValueError:
+                continue
+            visits = state["visits"]
+            assert isinstance(visits, list)
+            if len(visits) >= 3:
+                break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    child.communicate(timeout=30)
+    assert child.returncode == 130
+    hunt_dir = next(cache.glob("repos/*/hunts/*"))
+    saved = json.loads((hunt_dir / "state.json").read_text())
+    assert saved["status"] == "interrupted"
+    done_before = [v["commit"]["sha"] for v in saved["visits"]]
+    # The logs of finished visits (the one interrupted mid-run is redone).
+    logs_before = {
+        p.name: p.stat().st_mtime_ns
+        for sha in done_before
+        for p in hunt_dir.glob(f"run-{sha[:12]}-*.log")
+    }
+    assert len(logs_before) == len(done_before)
+
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming interrupted hunt {hunt_dir.name}" in again.stderr
+    data = json.loads(out.read_text())
+    assert data["culprit"]["sha"] == history.culprit
+    assert [s["sha"] for s in data["steps"]][: len(done_before)] == done_before
+    # Finished steps were neither run nor built again.
+    logs_after = {p.name: p.stat().st_mtime_ns for p in hunt_dir.glob("run-*.log")}
+    assert {k: logs_after[k] for k in logs_before} == logs_before
+    assert len(logs_after) == data["runs"]
+    assert data["builds"] + data["cached_builds"] == len(data["steps"])  # each built once
+    assert json.loads((hunt_dir / "state.json").read_text())["status"] == "finished"
+
+    runs = invoke("runs", "--cache-dir", str(cache))
+    assert hunt_dir.name in runs.stdout
+    assert f"introduced by {history.culprit}" in runs.stdout
+
+
+def test_a_finished_hunt_run_again_starts_afresh(tmp_path: Path, hunt: Hunt, cache: Path) -> None:
+    history = linear_history(tmp_path / "repo", commits=10, culprit=4)
+    assert hunt(history.path, history.good, history.bad, "--runs", "1").exit_code == 0
+    again = hunt(history.path, history.good, history.bad, "--runs", "1")
+    assert again.exit_code == 0
+    assert "resuming" not in again.stderr
+    assert len(list(cache.glob("repos/*/hunts/*/state.json"))) == 2
+    assert json.loads((tmp_path / "out.json").read_text())["builds"] == 0
+
+
+@pytest.mark.parametrize(("fix", "runs"), [(False, ["--runs", "1"]), (True, []), (False, [])])
+def test_git_bisect_replay_accepts_the_log(
+    tmp_path: Path, hunt: Hunt, cache: Path, fix: bool, runs: list[str]
+) -> None:
+    history = linear_history(
+        tmp_path / "repo", commits=30, culprit=17, fix=fix, crash_percent=100 if runs else 50
+    )
+    result = hunt(history.path, history.good, history.bad, "--confidence", "0.999", *runs)
+    assert result.exit_code == 0, result.stderr
+    log = invoke("log", "--cache-dir", str(cache))
+    assert log.exit_code == 0
+    (tmp_path / "bisect.log").write_text(log.stdout)
+    clone = tmp_path / "replay"
+    subprocess.run(["git", "clone", "-q", str(history.path), str(clone)], check=True)
+    replay = subprocess.run(
+        ["git", "-C", str(clone), "bisect", "replay", str(tmp_path / "bisect.log")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    term = "fixed" if fix else "bad"
+    found = re.search(rf"^([0-9a-f]{{40}}) is the first {term} commit", replay.stdout, re.M)
+    assert found is not None, replay.stdout
+    assert found.group(1) == history.culprit
+
+
+def test_log_of_an_unknown_hunt(tmp_path: Path) -> None:
+    result = invoke("log", "nope", "--cache-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "no hunts recorded" in result.stderr
