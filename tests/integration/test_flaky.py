@@ -41,7 +41,10 @@ def test_flaky_regression_is_found_with_its_confidence(
     assert data["culprit"]["sha"] == history.culprit
     assert data["confidence"] >= 0.999
     p = data["p"]
-    assert p["low"] <= percent / 100 <= p["high"]
+    assert p["low"] <= p["estimate"] <= p["high"]
+    # A 90% interval misses the true rate one hunt in ten by design; the estimate
+    # itself rests on ~100 runs, so 0.2 is several standard errors.
+    assert abs(p["estimate"] - percent / 100) < 0.2
     assert data["builds"] <= 2 * (commits.bit_length() + 2)
     steps = {s["sha"]: s for s in data["steps"]}
     assert len(steps) == len(data["steps"])  # one step per revision, visits summed
