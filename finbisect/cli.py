@@ -6,37 +6,38 @@ usage errors are folded into that shape too.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import platformdirs
 
 from finbisect.build import BuildConfig
-from finbisect.buildcache import BuildCache, format_size, parse_size
+from finbisect.cli_commands import COMMANDS
+from finbisect.cli_options import (
+    POSITIVE,
+    default_cache_dir,
+    given_on_command_line,
+    parse_regex,
+    parse_size_option,
+    parse_symptoms,
+)
 from finbisect.cpython import Flavour, needs_test_modules, parse_workaround
 from finbisect.demo import demo_options, demo_workspace
 from finbisect.errors import FinbisectError, HuntInterruptedError, InconclusiveError, UsageError
 from finbisect.models import OutcomeKind, Result
 from finbisect.probe import DEFAULT_SYMPTOMS
-from finbisect.recipes import Recipe, bundled_recipes_dir, find_recipe, load_all, recipe_to_dict
+from finbisect.recipes import Recipe, find_recipe
 from finbisect.report import (
-    format_hunt_list,
-    format_recipe,
-    format_recipe_list,
     make_progress,
     print_report,
     result_to_json,
     write_json,
 )
 from finbisect.session import HuntOptions, run_hunt
-from finbisect.state import find_hunt, git_bisect_log, iter_hunts
 
 __all__ = ["cli", "main"]
 
@@ -74,44 +75,6 @@ def main() -> None:
 @click.version_option(package_name="finbisect")
 def cli() -> None:
     """Find the CPython commit that introduced or fixed a crash or hang at exit."""
-
-
-def _symptoms(_ctx: click.Context, _param: click.Parameter, value: str) -> frozenset[OutcomeKind]:
-    kinds = [part.strip() for part in value.split(",") if part.strip()]
-    allowed = {OutcomeKind.CRASH.value, OutcomeKind.HANG.value, OutcomeKind.ERROR.value}
-    bad = [kind for kind in kinds if kind not in allowed]
-    if bad or not kinds:
-        raise click.BadParameter(
-            f"{value!r}: give a comma-separated list of crash, hang, error", param_hint="--symptom"
-        )
-    return frozenset(OutcomeKind(kind) for kind in kinds)
-
-
-def _regex(
-    _ctx: click.Context, _param: click.Parameter, value: str | None
-) -> re.Pattern[str] | None:
-    if value is None:
-        return None
-    try:
-        return re.compile(value)
-    except re.error as exc:
-        raise click.BadParameter(
-            f"{value!r} is not a valid regex: {exc}", param_hint="--match"
-        ) from None
-
-
-def _size(value: str) -> int:
-    try:
-        return parse_size(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a size like 20G or 500M") from None
-
-
-def _default_cache_dir() -> Path:
-    return Path(os.environ.get("FINBISECT_CACHE_DIR") or platformdirs.user_cache_dir("finbisect"))
-
-
-_POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
 @cli.command()
@@ -152,7 +115,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--build-timeout",
-    type=_POSITIVE,
+    type=POSITIVE,
     default=3600.0,
     show_default=True,
     help="Seconds a build may take before the revision is skipped.",
@@ -179,17 +142,17 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     "symptoms",
     default=",".join(sorted(k.value for k in DEFAULT_SYMPTOMS)),
     show_default=True,
-    callback=_symptoms,
+    callback=parse_symptoms,
     help="Run kinds that count as the symptom.",
 )
 @click.option(
     "--match",
-    callback=_regex,
+    callback=parse_regex,
     help="Regex a crash's or error's output must match to count as the symptom.",
 )
 @click.option(
     "--timeout",
-    type=_POSITIVE,
+    type=POSITIVE,
     default=60.0,
     show_default=True,
     help="Seconds one run may take before it counts as a hang.",
@@ -239,7 +202,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=_default_cache_dir,
+    default=default_cache_dir,
     show_default="$FINBISECT_CACHE_DIR or the user cache",
     help="Where finbisect keeps its clone, builds and logs.",
 )
@@ -247,7 +210,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     "--cache-size",
     default="20G",
     show_default=True,
-    callback=lambda _c, _p, v: _size(v),
+    callback=lambda _c, _p, v: parse_size_option(v),
     help="Cached builds kept, least recently used evicted first.",
 )
 def run(
@@ -288,7 +251,7 @@ def run(
         if repro is not None:
             raise UsageError("give a REPRO script or --recipe, not both")
         recipe = find_recipe(recipe_ref)
-        given = _given_on_command_line()
+        given = given_on_command_line()
         repro = recipe.repro
         good, bad = _recipe_ends(recipe, hunt_number, good, bad)
         symptoms = symptoms if "symptoms" in given else frozenset(recipe.symptom)
@@ -355,16 +318,6 @@ def _recipe_ends(
     return good or suggested.good, bad or suggested.bad
 
 
-def _given_on_command_line() -> set[str]:
-    """Parameters the user typed (as opposed to defaults), so a recipe yields to them."""
-    ctx = click.get_current_context()
-    return {
-        name
-        for name in ctx.params
-        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
-    }
-
-
 def _run_and_report(options: HuntOptions, json_path: Path | None) -> int:
     _check_writable(json_path)
     # A polite kill gets the same clean-up as Ctrl-C: children killed, lock released.
@@ -415,109 +368,5 @@ def demo(*, directory: Path | None, json_path: Path | None, flaky: bool) -> int:
         return _run_and_report(options, json_path)
 
 
-_CACHE_DIR_OPTION = click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=_default_cache_dir,
-    show_default="$FINBISECT_CACHE_DIR or the user cache",
-)
-
-
-@cli.group()
-def cache() -> None:
-    """List, prune or clear cached builds."""
-
-
-@cache.command("list")
-@_CACHE_DIR_OPTION
-def cache_list(*, cache_dir: Path) -> int:
-    """Cached builds, most recently used first, with their sizes."""
-    builds = BuildCache(cache_dir / "builds").entries()
-    for build in builds:
-        state = "ok" if build.ok else f"failed: {build.reason}"
-        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(build.last_used))
-        click.echo(
-            f"{build.sha[:12]}  {format_size(build.size):>10}  {used}  {build.description}  {state}"
-        )
-    click.echo(f"{len(builds)} builds, {format_size(sum(b.size for b in builds))} in {cache_dir}")
-    return 0
-
-
-@cache.command("prune")
-@_CACHE_DIR_OPTION
-@click.option(
-    "--max-size",
-    default="20G",
-    show_default=True,
-    callback=lambda _c, _p, v: _size(v),
-    help="Evict least recently used builds until the cache is this small.",
-)
-def cache_prune(*, cache_dir: Path, max_size: int) -> int:
-    """Evict least recently used builds beyond --max-size."""
-    removed = BuildCache(cache_dir / "builds").prune(max_size)
-    click.echo(f"removed {len(removed)} builds, {format_size(sum(b.size for b in removed))}")
-    return 0
-
-
-@cache.command("clear")
-@_CACHE_DIR_OPTION
-def cache_clear(*, cache_dir: Path) -> int:
-    """Remove every cached build (clones and logs stay)."""
-    removed = BuildCache(cache_dir / "builds").clear()
-    click.echo(f"removed {len(removed)} builds, {format_size(sum(b.size for b in removed))}")
-    return 0
-
-
-@cli.group(invoke_without_command=True)
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-)
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="A directory of recipes (default: the bundled ones).",
-)
-@click.pass_context
-def recipes(ctx: click.Context, *, output_format: str, directory: Path | None) -> int:
-    """Recipes for known finalization bugs: list them, or `show ID`."""
-    ctx.obj = directory
-    if ctx.invoked_subcommand is not None:
-        return 0
-    found = load_all(directory or bundled_recipes_dir())
-    if output_format == "json":
-        click.echo(json.dumps([recipe_to_dict(r) for r in found], indent=2))
-    else:
-        click.echo(format_recipe_list(found), nl=False)
-    return 0
-
-
-@recipes.command("show")
-@click.argument("recipe_id")
-@click.pass_context
-def recipes_show(ctx: click.Context, *, recipe_id: str) -> int:
-    """Everything one recipe says: mechanism, links, hunts, repro."""
-    directory = ctx.obj if isinstance(ctx.obj, Path) else None
-    click.echo(format_recipe(find_recipe(recipe_id, directory)), nl=False)
-    return 0
-
-
-@cli.command()
-@_CACHE_DIR_OPTION
-def runs(*, cache_dir: Path) -> int:
-    """Past hunts, newest first, with their results."""
-    click.echo(format_hunt_list(list(iter_hunts(cache_dir))), nl=False)
-    return 0
-
-
-@cli.command()
-@click.argument("hunt_id", required=False)
-@_CACHE_DIR_OPTION
-def log(*, hunt_id: str | None, cache_dir: Path) -> int:
-    """A hunt (default: the newest) as `git bisect log`; `git bisect replay` accepts it."""
-    click.echo(git_bisect_log(find_hunt(cache_dir, hunt_id)), nl=False)
-    return 0
+for _command in COMMANDS:
+    cli.add_command(_command)

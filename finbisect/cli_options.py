@@ -1,0 +1,81 @@
+"""Option parsing shared by the commands: one place for each option's rules."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import click
+import platformdirs
+
+from finbisect.buildcache import parse_size
+from finbisect.models import OutcomeKind
+
+__all__ = [
+    "CACHE_DIR_OPTION",
+    "POSITIVE",
+    "default_cache_dir",
+    "given_on_command_line",
+    "parse_regex",
+    "parse_size_option",
+    "parse_symptoms",
+]
+
+
+def parse_symptoms(
+    _ctx: click.Context, _param: click.Parameter, value: str
+) -> frozenset[OutcomeKind]:
+    kinds = [part.strip() for part in value.split(",") if part.strip()]
+    allowed = {OutcomeKind.CRASH.value, OutcomeKind.HANG.value, OutcomeKind.ERROR.value}
+    bad = [kind for kind in kinds if kind not in allowed]
+    if bad or not kinds:
+        raise click.BadParameter(
+            f"{value!r}: give a comma-separated list of crash, hang, error", param_hint="--symptom"
+        )
+    return frozenset(OutcomeKind(kind) for kind in kinds)
+
+
+def parse_regex(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> re.Pattern[str] | None:
+    if value is None:
+        return None
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise click.BadParameter(
+            f"{value!r} is not a valid regex: {exc}", param_hint="--match"
+        ) from None
+
+
+def parse_size_option(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size like 20G or 500M") from None
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FINBISECT_CACHE_DIR") or platformdirs.user_cache_dir("finbisect"))
+
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+CACHE_DIR_OPTION = click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=default_cache_dir,
+    show_default="$FINBISECT_CACHE_DIR or the user cache",
+)
+
+
+def given_on_command_line() -> set[str]:
+    """Parameters the user typed (as opposed to defaults), so a recipe yields to them."""
+    ctx = click.get_current_context()
+    return {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    }
