@@ -18,7 +18,10 @@ import click
 from finbisect.build import BuildConfig
 from finbisect.cli_commands import COMMANDS
 from finbisect.cli_options import (
+    JSON_OPTION,
+    MARKDOWN_OPTION,
     POSITIVE,
+    check_writable,
     default_cache_dir,
     given_on_command_line,
     parse_regex,
@@ -28,7 +31,9 @@ from finbisect.cli_options import (
 from finbisect.cpython import Flavour, needs_test_modules, parse_workaround
 from finbisect.demo import demo_options, demo_workspace
 from finbisect.errors import FinbisectError, HuntInterruptedError, InconclusiveError, UsageError
-from finbisect.models import OutcomeKind, Result
+from finbisect.machine import machine_facts
+from finbisect.markdown import result_markdown
+from finbisect.models import OutcomeKind
 from finbisect.probe import DEFAULT_SYMPTOMS
 from finbisect.recipes import Recipe, find_recipe
 from finbisect.report import (
@@ -193,12 +198,8 @@ def cli() -> None:
 )
 @click.option("--first-parent", is_flag=True, help="Only follow first parents (mainline merges).")
 @click.option("--no-verify", is_flag=True, help="Trust --good and --bad without testing them.")
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the result as JSON here.",
-)
+@JSON_OPTION
+@MARKDOWN_OPTION
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -239,6 +240,7 @@ def run(
     first_parent: bool,
     no_verify: bool,
     json_path: Path | None,
+    markdown_path: Path | None,
     cache_dir: Path,
     cache_size: int,
 ) -> int:  # fmt: skip
@@ -303,7 +305,7 @@ def run(
         cache_dir=cache_dir.resolve(),
         cache_size=cache_size,
     )
-    return _run_and_report(options, json_path)
+    return _run_and_report(options, json_path, markdown_path)
 
 
 def _recipe_ends(
@@ -318,8 +320,10 @@ def _recipe_ends(
     return good or suggested.good, bad or suggested.bad
 
 
-def _run_and_report(options: HuntOptions, json_path: Path | None) -> int:
-    _check_writable(json_path)
+def _run_and_report(
+    options: HuntOptions, json_path: Path | None, markdown_path: Path | None
+) -> int:
+    check_writable(json_path, markdown_path)
     # A polite kill gets the same clean-up as Ctrl-C: children killed, lock released.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     progress = make_progress()
@@ -327,19 +331,11 @@ def _run_and_report(options: HuntOptions, json_path: Path | None) -> int:
         result = run_hunt(options, progress)
     finally:
         progress.close()
-    return _report(result, json_path)
-
-
-def _check_writable(json_path: Path | None) -> None:
-    """Refuse an unwritable --json before hours of building, not after."""
-    if json_path is not None and not json_path.resolve().parent.is_dir():
-        raise UsageError(f"--json: directory does not exist: {json_path.parent}")
-
-
-def _report(result: Result, json_path: Path | None) -> int:
     print_report(result)
     if json_path is not None:
         write_json(json_path, result_to_json(result))
+    if markdown_path is not None:
+        markdown_path.write_text(result_markdown(result, machine_facts()))
     return 0 if result.culprit is not None else InconclusiveError.exit_code
 
 
@@ -350,14 +346,12 @@ def _report(result: Result, json_path: Path | None) -> int:
     type=click.Path(path_type=Path, file_okay=False),
     help="Where to generate the demo repository (default: a temporary directory).",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the result as JSON here.",
-)
+@JSON_OPTION
+@MARKDOWN_OPTION
 @click.option("--flaky", is_flag=True, help="The crash shows in about 30% of runs.")
-def demo(*, directory: Path | None, json_path: Path | None, flaky: bool) -> int:  # fmt: skip
+def demo(
+    *, directory: Path | None, json_path: Path | None, markdown_path: Path | None, flaky: bool
+) -> int:
     """Bisect a small generated repository ("minipy") whose history breaks the GIL at exit."""
     with demo_workspace(directory) as where:
         options = demo_options(where, flaky=flaky)
@@ -365,7 +359,7 @@ def demo(*, directory: Path | None, json_path: Path | None, flaky: bool) -> int:
             f"finbisect demo: generated {options.repo} ({options.good[:10]}..{options.bad[:10]})",
             err=True,
         )
-        return _run_and_report(options, json_path)
+        return _run_and_report(options, json_path, markdown_path)
 
 
 for _command in COMMANDS:

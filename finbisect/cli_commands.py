@@ -6,16 +6,45 @@ and print what report.py formats.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import re
+import shlex
+import signal
 import time
 from pathlib import Path
 
 import click
 
+from finbisect.build import BuildConfig
 from finbisect.buildcache import BuildCache, format_size
-from finbisect.cli_options import CACHE_DIR_OPTION, parse_size_option
+from finbisect.cli_options import (
+    CACHE_DIR_OPTION,
+    JSON_OPTION,
+    MARKDOWN_OPTION,
+    POSITIVE,
+    check_writable,
+    parse_optional_symptoms,
+    parse_regex,
+    parse_size_option,
+)
+from finbisect.compare import CompareItem, CompareOptions, item_from_recipe, run_compare
+from finbisect.cpython import Flavour
+from finbisect.errors import RegressionFoundError, UsageError
+from finbisect.machine import machine_facts
+from finbisect.markdown import compare_markdown
+from finbisect.models import OutcomeKind
+from finbisect.probe import DEFAULT_SYMPTOMS
 from finbisect.recipes import bundled_recipes_dir, find_recipe, load_all, recipe_to_dict
-from finbisect.report import format_hunt_list, format_recipe, format_recipe_list
+from finbisect.report import (
+    compare_to_json,
+    format_compare,
+    format_hunt_list,
+    format_recipe,
+    format_recipe_list,
+    write_json,
+)
 from finbisect.state import find_hunt, git_bisect_log, iter_hunts
 
 __all__ = ["COMMANDS"]
@@ -121,4 +150,150 @@ def log(*, hunt_id: str | None, cache_dir: Path) -> int:
     return 0
 
 
-COMMANDS = [cache, recipes, runs, log]
+@click.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--repo", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--recipes",
+    "recipes_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Compare with every recipe in this directory (default: the bundled ones).",
+)
+@click.option("--only", help="Comma-separated recipe ids to compare with.")
+@click.option(
+    "--repro",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Compare with this one script instead of recipes.",
+)
+@click.option("--build-cmd", help="Shell command that builds a revision (default: CPython's).")
+@click.option("--interpreter", default="python", show_default=True)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1)
+@click.option("--build-timeout", type=POSITIVE, default=3600.0, show_default=True)
+@click.option("--flavour", type=click.Choice([f.value for f in Flavour]), help="With --repro.")
+@click.option("--symptom", "symptoms", callback=parse_optional_symptoms, help="Overrides recipes'.")
+@click.option("--match", callback=parse_regex, help="Overrides recipes'.")
+@click.option("--timeout", type=POSITIVE, help="Seconds per run (overrides recipes'; default 60).")
+@click.option("--confidence", type=click.FloatRange(min=0.5, max=0.9999), default=0.95)
+@click.option(
+    "--min-rate",
+    type=click.FloatRange(min=0.001, max=1.0),
+    default=0.1,
+    show_default=True,
+    help="The rarest symptom rate a clean side must rule out.",
+)
+@JSON_OPTION
+@MARKDOWN_OPTION
+@CACHE_DIR_OPTION
+@click.option("--cache-size", default="20G", callback=lambda _c, _p, v: parse_size_option(v))
+def compare(
+    *,
+    a: str,
+    b: str,
+    repo: Path,
+    recipes_dir: Path | None,
+    only: str | None,
+    repro: Path | None,
+    build_cmd: str | None,
+    interpreter: str,
+    jobs: int,
+    build_timeout: float,
+    flavour: str | None,
+    symptoms: frozenset[OutcomeKind] | None,
+    match: re.Pattern[str] | None,
+    timeout: float | None,
+    confidence: float,
+    min_rate: float,
+    json_path: Path | None,
+    markdown_path: Path | None,
+    cache_dir: Path,
+    cache_size: int,
+) -> int:
+    """Does revision B show a known finalization bug that A does not? (exit 7 if so)"""
+    check_writable(json_path, markdown_path)
+    if build_cmd is not None and flavour is not None:
+        raise UsageError("--flavour configures CPython's own build; not with --build-cmd")
+    items = _compare_items(
+        recipes_dir=recipes_dir,
+        only=only,
+        repro=repro,
+        flavour=Flavour(flavour or Flavour.PYDEBUG),
+        symptoms=symptoms,
+        match=match,
+        timeout=timeout,
+    )
+    options = CompareOptions(
+        repo=repo,
+        a=a,
+        b=b,
+        items=items,
+        build=BuildConfig(
+            command=build_cmd, interpreter=interpreter, jobs=jobs, timeout=build_timeout
+        ),
+        confidence=confidence,
+        min_rate=min_rate,
+        cache_dir=cache_dir.resolve(),
+        cache_size=cache_size,
+    )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    result = run_compare(options, lambda text: click.echo(f"[compare] {text}", err=True))
+    click.echo(format_compare(result), nl=False)
+    if json_path is not None:
+        write_json(json_path, compare_to_json(result))
+    if markdown_path is not None:
+        command = shlex.join(
+            ["finbisect", "compare", result.a.sha, result.b.sha, "--repo", str(repo.resolve())]
+            + (["--repro", str(repro.resolve())] if repro else [])
+            + (["--only", only] if only else [])
+            + (["--build-cmd", build_cmd] if build_cmd else [])
+        )
+        markdown_path.write_text(compare_markdown(result, machine_facts(), command))
+    return RegressionFoundError.exit_code if result.regressed else 0
+
+
+def _compare_items(
+    *,
+    recipes_dir: Path | None,
+    only: str | None,
+    repro: Path | None,
+    flavour: Flavour,
+    symptoms: frozenset[OutcomeKind] | None,
+    match: re.Pattern[str] | None,
+    timeout: float | None,
+) -> tuple[CompareItem, ...]:
+    """The ad-hoc --repro, or the selected recipes with the command line's overrides."""
+    if repro is not None:
+        if recipes_dir is not None or only is not None:
+            raise UsageError("--repro compares one script; not with --recipes or --only")
+        return (
+            CompareItem(
+                name=str(repro),
+                repro=repro.resolve(),
+                symptoms=symptoms or DEFAULT_SYMPTOMS,
+                match=match,
+                timeout=timeout or 60.0,
+                flavour=flavour,
+            ),
+        )
+    available = load_all(recipes_dir or bundled_recipes_dir())
+    if only is not None:
+        wanted = [part.strip() for part in only.split(",") if part.strip()]
+        known = {r.id for r in available}
+        if unknown := [w for w in wanted if w not in known]:
+            raise UsageError(f"--only: no recipe {', '.join(unknown)} (see `finbisect recipes`)")
+        available = [r for r in available if r.id in wanted]
+    items = []
+    for recipe in available:
+        item = item_from_recipe(recipe)
+        items.append(
+            dataclasses.replace(
+                item,
+                symptoms=symptoms or item.symptoms,
+                match=match or item.match,
+                timeout=timeout or item.timeout,
+            )
+        )
+    return tuple(items)
+
+
+COMMANDS = [cache, recipes, runs, log, compare]

@@ -10,13 +10,18 @@ import click
 import platformdirs
 
 from finbisect.buildcache import parse_size
+from finbisect.errors import UsageError
 from finbisect.models import OutcomeKind
 
 __all__ = [
     "CACHE_DIR_OPTION",
+    "JSON_OPTION",
+    "MARKDOWN_OPTION",
     "POSITIVE",
+    "check_writable",
     "default_cache_dir",
     "given_on_command_line",
+    "parse_optional_symptoms",
     "parse_regex",
     "parse_size_option",
     "parse_symptoms",
@@ -34,6 +39,12 @@ def parse_symptoms(
             f"{value!r}: give a comma-separated list of crash, hang, error", param_hint="--symptom"
         )
     return frozenset(OutcomeKind(kind) for kind in kinds)
+
+
+def parse_optional_symptoms(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> frozenset[OutcomeKind] | None:
+    return None if value is None else parse_symptoms(ctx, param, value)
 
 
 def parse_regex(
@@ -79,3 +90,24 @@ def given_on_command_line() -> set[str]:
         for name in ctx.params
         if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
     }
+
+
+JSON_OPTION = click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the result as JSON here.",
+)
+MARKDOWN_OPTION = click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a comment ready for a GitHub issue here.",
+)
+
+
+def check_writable(*paths: Path | None) -> None:
+    """Refuse an output file in a missing directory before hours of building, not after."""
+    for path in paths:
+        if path is not None and not path.resolve().parent.is_dir():
+            raise UsageError(f"directory does not exist: {path.parent} (for {path.name})")

@@ -151,6 +151,7 @@ class Result:
     cached_builds: int = 0
     wall_seconds: float = 0.0
     command: str = ""  # the command line that reproduces the hunt
+    build: str = ""  # the build configuration, for people
     candidate_shas: tuple[str, ...] = ()  # the whole candidate range, oldest first
     posterior: tuple[float, ...] = ()  # noisy search: probability per candidate
     p: tuple[float, float, float] | None = None  # noisy search: symptom rate (mean, low, high)

@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from finbisect.compare import CompareResult
 from finbisect.models import Commit, Result, Step, Verdict
 from finbisect.recipes import Recipe
 from finbisect.state import HuntState
@@ -28,6 +29,8 @@ __all__ = [
     "JSON_VERSION",
     "NullProgress",
     "Progress",
+    "compare_to_json",
+    "format_compare",
     "format_hunt_list",
     "format_recipe",
     "format_recipe_list",
@@ -429,3 +432,49 @@ def format_hunt_list(hunts: list[HuntState]) -> str:
         for h in hunts
     ]
     return "\n".join([*lines, f"{len(hunts)} hunts", ""])
+
+
+# -- compare ---------------------------------------------------------------------
+def format_compare(result: CompareResult) -> str:
+    rows = [["recipe", "A symptoms", "B symptoms", "verdict"]]
+    for row in result.rows:
+        note = row.a.skip_reason or row.b.skip_reason
+        rows.append(
+            [
+                row.item.name,
+                f"{row.a.symptoms}/{row.a.informative}",
+                f"{row.b.symptoms}/{row.b.informative}",
+                row.change.value + (f" ({note})" if note else ""),
+            ]
+        )
+    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    lines = [
+        f"finbisect compare: A {result.a.short} {result.a.subject}",
+        f"                   B {result.b.short} {result.b.subject}",
+        "",
+        *(
+            "  ".join([*(cell.ljust(w) for cell, w in zip(r, widths, strict=False)), r[3]])
+            for r in rows
+        ),
+        "",
+        f"{'B regresses' if result.regressed else 'no regression'}; "
+        f"{result.builds} builds; a clean side ran until a bug showing in >= {result.min_rate:.0%} "
+        f"of runs would have shown with {result.confidence:.0%} probability",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def compare_to_json(result: CompareResult) -> dict[str, Any]:
+    def side(s: Any) -> dict[str, Any]:
+        return {"runs": s.runs, "symptoms": s.symptoms, "unrelated": s.unrelated}
+
+    return {
+        "version": JSON_VERSION,
+        "a": result.a.sha,
+        "b": result.b.sha,
+        "rows": [
+            {"recipe": r.item.name, "a": side(r.a), "b": side(r.b), "verdict": r.change.value}
+            for r in result.rows
+        ],
+    }

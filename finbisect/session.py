@@ -362,6 +362,7 @@ class _HuntLoop:
             cached_builds=sum(1 for v in self.visits if v.cached),
             wall_seconds=wall_seconds,
             command=command,
+            build=self.builder.config.description,
             candidate_shas=shas,
             posterior=tuple(noisy.posterior()) if noisy else (),
             p=noisy.p_estimate() if noisy else None,

@@ -36,7 +36,8 @@ def _one_line(stderr: str) -> str:
         (["--jobs", "x"], 2, "--jobs"),
         (["--frobnicate"], 2, "--frobnicate"),
         (["--build-cmd", " "], 2, "--build-cmd is empty"),
-        (["--json", "/nonexistent/dir/out.json"], 2, "--json"),
+        (["--json", "/nonexistent/dir/out.json"], 2, "directory does not exist"),
+        (["--markdown", "/nonexistent/dir/out.md"], 2, "directory does not exist"),
     ],
 )
 def test_usage_errors(

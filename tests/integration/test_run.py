@@ -91,7 +91,7 @@ def test_hang_with_grandchildren_leaves_nothing_running(
     tmp_path: Path, hunt: Hunt, cache: Path
 ) -> None:
     history = linear_history(tmp_path / "repo", commits=8, culprit=5, symptom="hang")
-    result = hunt(history.path, history.good, history.bad, "--timeout", "1.5")
+    result = hunt(history.path, history.good, history.bad, "--timeout", "3", "--runs", "1")
     assert result.exit_code == 0, result.stderr
     assert _culprit_sha(tmp_path) == history.culprit
     steps = _json(tmp_path)["steps"]

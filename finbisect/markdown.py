@@ -1,0 +1,162 @@
+"""Markdown for bug trackers: a comment ready to paste into a CPython GitHub issue.
+
+Sibling of report.py (which formats for terminals): commits and issue
+references become links, rates get intervals, and the build, the machine and
+the command that reproduces the result are stated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from finbisect import __version__
+from finbisect.compare import CompareResult
+from finbisect.models import Commit, Result, Step
+from finbisect.noisy import beta_quantile
+from finbisect.report import issue_refs, posterior_chart
+
+__all__ = ["compare_markdown", "rate_interval", "result_markdown"]
+
+COMMIT_URL = "https://github.com/python/cpython/commit/{}"
+
+
+def rate_interval(symptoms: int, runs: int) -> tuple[float, float]:
+    """90% Jeffreys interval of a symptom rate (Beta(1/2, 1/2) prior)."""
+    if runs == 0:
+        return 0.0, 1.0
+    low = 0.0 if symptoms == 0 else beta_quantile(0.05, symptoms + 0.5, runs - symptoms + 0.5)
+    high = 1.0 if symptoms == runs else beta_quantile(0.95, symptoms + 0.5, runs - symptoms + 0.5)
+    return low, high
+
+
+def _rate(symptoms: int, runs: int) -> str:
+    if runs == 0:
+        return "—"
+    low, high = rate_interval(symptoms, runs)
+    return f"{symptoms / runs:.0%} ({low:.0%}–{high:.0%})"
+
+
+def _commit_link(commit: Commit) -> str:
+    return f"[`{commit.short}`]({COMMIT_URL.format(commit.sha)})"
+
+
+def _refs(commit: Commit) -> str:
+    return ", ".join(f"[{r['ref']}]({r['url']})" for r in issue_refs(commit.message))
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _machine(facts: Mapping[str, str]) -> str:
+    return " · ".join(f"{key} {value}" for key, value in facts.items()) or "unknown"
+
+
+def result_markdown(result: Result, machine: Mapping[str, str]) -> str:
+    out = []
+    if result.culprit is not None:
+        culprit = result.culprit
+        out.append(f"### finbisect: {result.hunt.phrase} {_commit_link(culprit)}")
+        out.append("")
+        out.append(f"> **{_escape(culprit.subject)}**  ")
+        out.append(
+            f"> {_escape(culprit.author)} · {culprit.date}"
+            + (f" · {_refs(culprit)}" if issue_refs(culprit.message) else "")
+        )
+    else:
+        out.append(f"### finbisect: inconclusive {result.hunt.value} hunt")
+        out.append("")
+        out.append(f"The first {result.hunt.new_verdict.value} commit is one of:")
+        out.append("")
+        probabilities = list(result.probabilities) or [None] * len(result.candidates)
+        for commit, p in zip(result.candidates, probabilities, strict=True):
+            share = f" — {p:.1%}" if p is not None else ""
+            out.append(f"- {_commit_link(commit)} {_escape(commit.subject)}{share}")
+    out.append("")
+    summary = (
+        f"Hunt: {result.hunt.value}, good {_commit_link(result.good)}, "
+        f"bad {_commit_link(result.bad)}; {len(result.steps)} revisions tested, "
+        f"{result.runs} runs, {result.builds} builds ({result.cached_builds} reused)"
+    )
+    if result.p is not None:
+        estimate, low, high = result.p
+        summary += (
+            f"; confidence {result.confidence:.3f}; symptom rate on the bad side "
+            f"{estimate:.0%} (90% interval {low:.0%}–{high:.0%})"
+        )
+    out += [summary + ".", ""]
+    out += _steps_table(result.steps)
+    chart = posterior_chart(result)
+    if chart:
+        out += ["", "```", *chart, "```"]
+    out += [
+        "",
+        f"**Build:** {result.build or 'unknown'}  ",
+        f"**Machine:** {_machine(machine)}",
+        "",
+        "Reproduce:",
+        "```",
+        result.command,
+        "```",
+        _footer(),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _steps_table(steps: tuple[Step, ...]) -> list[str]:
+    rows = [
+        "| # | commit | verdict | symptom runs | rate (90% interval) | reason |",
+        "|---:|---|---|---:|---|---|",
+    ]
+    for number, step in enumerate(steps, 1):
+        rows.append(
+            f"| {number} | {_commit_link(step.commit)} | {step.verdict.value} | "
+            f"{step.symptoms}/{step.runs} | {_rate(step.symptoms, step.runs)} | "
+            f"{_escape(step.reason)} |"
+        )
+    return rows
+
+
+def compare_markdown(result: CompareResult, machine: Mapping[str, str], command: str) -> str:
+    verdict = "regressed" if result.regressed else "no regression"
+    out = [
+        f"### finbisect compare: {_commit_link(result.a)} (A) vs {_commit_link(result.b)} (B):"
+        f" {verdict}",
+        "",
+        f"A: {_escape(result.a.subject)}  ",
+        f"B: {_escape(result.b.subject)}",
+        "",
+        "| recipe | A symptoms | A rate (90%) | B symptoms | B rate (90%) | verdict |",
+        "|---|---:|---|---:|---|---|",
+    ]
+    for row in result.rows:
+        a, b = row.a, row.b
+        note = f" ({a.skip_reason or b.skip_reason})" if a.skip_reason or b.skip_reason else ""
+        out.append(
+            f"| {_escape(row.item.name)} | {a.symptoms}/{a.informative} | "
+            f"{_rate(a.symptoms, a.informative)} | {b.symptoms}/{b.informative} | "
+            f"{_rate(b.symptoms, b.informative)} | **{row.change.value}**{_escape(note)} |"
+        )
+    out += [
+        "",
+        f"A side with no symptom ran until a bug showing in at least {result.min_rate:.0%} of runs "
+        f"would have shown with probability {result.confidence:.0%}.",
+        "",
+        f"**Builds:** {'; '.join(result.build_descriptions)}  ",
+        f"**Machine:** {_machine(machine)}",
+        "",
+        "Reproduce:",
+        "```",
+        command,
+        "```",
+        _footer(),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _footer() -> str:
+    return (
+        f"\n<sub>finbisect {__version__}. Assumes no false positives: a revision without the "
+        "bug never shows the symptom (unrelated failures are excluded by the symptom kinds and "
+        "the match).</sub>"
+    )
