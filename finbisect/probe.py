@@ -29,6 +29,10 @@ __all__ = ["DEFAULT_SYMPTOMS", "Probe", "ProbeConfig", "classify", "probe_env"]
 
 DEFAULT_SYMPTOMS = frozenset({OutcomeKind.CRASH, OutcomeKind.HANG})
 FATAL_ERROR = "Fatal Python error"
+# A sanitizer report is a crash even when the process exits normally (ASan exits
+# 1, TSan 66 at exit): it is what those build flavours are for.
+_SANITIZER_REPORT = re.compile(r"(ERROR: AddressSanitizer|WARNING: ThreadSanitizer): ")
+_FIRST_FRAME = re.compile(r"^\s*#0 0x[0-9a-f]+ in ", re.MULTILINE)
 
 # Variables that point the interpreter at another installation's files.
 _FOREIGN_PYTHON_VARS = frozenset(
@@ -69,9 +73,10 @@ def classify(
 ) -> tuple[OutcomeKind, RunClass, str]:
     """(kind, class, signature) of one finished run. Pure: table-tested."""
     output = _without_header(result.output)
+    sanitizer = _SANITIZER_REPORT.search(output)
     if result.timed_out:
         kind = OutcomeKind.HANG
-    elif result.signal is not None or FATAL_ERROR in output:
+    elif result.signal is not None or FATAL_ERROR in output or sanitizer:
         kind = OutcomeKind.CRASH
     elif result.returncode != 0:
         kind = OutcomeKind.ERROR
@@ -95,6 +100,10 @@ def _signature(kind: OutcomeKind, result: proc.ProcResult, match: re.Pattern[str
         for line in lines:
             if match.search(line):
                 return line
+    if _SANITIZER_REPORT.search(result.output):
+        frame = _FIRST_FRAME.search(result.output)
+        if frame is not None:  # "#0 0x... in take_gil Python/ceval_gil.c:300"
+            return result.output[frame.start() :].splitlines()[0].strip()
     for line in lines:
         if FATAL_ERROR in line:
             return line

@@ -32,6 +32,17 @@ def _result(
 
 
 ABRT = int(signal.SIGABRT)
+ASAN = (
+    "=================================================================\n"
+    "==123==ERROR: AddressSanitizer: heap-use-after-free on address 0x6020 at pc 0x55\n"
+    "READ of size 8 at 0x6020 thread T1\n"
+    "    #0 0x55d1 in take_gil Python/ceval_gil.c:300\n"
+    "    #1 0x55d2 in PyEval_RestoreThread Python/ceval_gil.c:600\n"
+)
+TSAN = (
+    "==================\nWARNING: ThreadSanitizer: data race (pid=9)\n"
+    "  Write of size 8 at 0x7b04 by thread T1:\n    #0 0x4a in drop_gil Python/ceval_gil.c:250\n"
+)
 CASES = [
     # (result, symptoms, match, kind, class)
     (_result(code=0, output="hello\n"), DEFAULT_SYMPTOMS, None, OK, CLEAN),
@@ -45,6 +56,10 @@ CASES = [
     (_result(code=None, sig=9, timed_out=True), DEFAULT_SYMPTOMS, "gil_mutex", HANG, SYMPTOM),
     (_result(code=None, sig=ABRT, output=GIL), frozenset({HANG}), None, CRASH, UNRELATED),
     (_result(code=2, output="boom\n"), frozenset({ERROR}), "gil", ERROR, UNRELATED),
+    # sanitizer reports are crashes whatever the exit status
+    (_result(code=1, output=ASAN), DEFAULT_SYMPTOMS, None, CRASH, SYMPTOM),
+    (_result(code=66, output=TSAN), DEFAULT_SYMPTOMS, None, CRASH, SYMPTOM),
+    (_result(code=66, output=TSAN), DEFAULT_SYMPTOMS, "use-after-free", CRASH, UNRELATED),
     # --match must not see proc's "+ cmd" header line, which names the repro
     (_result(code=1, output="boom\n"), frozenset({ERROR}), "repro", ERROR, UNRELATED),
 ]
@@ -69,6 +84,8 @@ def test_classify(
         (_result(code=None, sig=11, output=""), None, "killed by SIGSEGV"),
         (_result(code=1, output="Traceback\nValueError: no\n"), None, "ValueError: no"),
         (_result(code=1, output="a gil_mutex line\nlast\n"), "gil_mutex", "a gil_mutex line"),
+        (_result(code=1, output=ASAN), None, "#0 0x55d1 in take_gil Python/ceval_gil.c:300"),
+        (_result(code=66, output=TSAN), None, "#0 0x4a in drop_gil Python/ceval_gil.c:250"),
     ],
 )
 def test_signature_is_the_line_that_identifies_the_failure(
