@@ -237,7 +237,10 @@ class _HuntLoop:
             visit, compiled = self._visit(commit, request.runs)
             self.state.visits.append(SavedVisit(index=index, compiled=compiled, step=visit))
             self.state.save()
-            self.progress.end_step(visit)
+            # Show the revision's totals so far: one visit of a flaky bad revision
+            # may well have shown no symptom.
+            (so_far,) = [s for s in merge_visits(self.visits) if s.commit.sha == visit.commit.sha]
+            self.progress.end_step(so_far)
             self._record(index, visit, compiled=compiled)
 
     def _record(self, index: int, visit: Step, *, compiled: bool) -> None:
