@@ -64,7 +64,14 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from finbisect.strategy import OLD_END, Answer, AnswerStatus, CandidateGraph, SearchRequest
+from finbisect.strategy import (
+    OLD_END,
+    Answer,
+    AnswerStatus,
+    CandidateGraph,
+    SearchRequest,
+    bits,
+)
 
 __all__ = ["NoisyBisection", "beta_cdf", "beta_quantile", "z_channel_capacity"]
 
@@ -352,7 +359,7 @@ class NoisyBisection:
         post = self._posterior()
         for i, cell in enumerate(post.cells):
             each = post.each(i)
-            for c in _bits(cell.mask):
+            for c in bits(cell.mask):
                 out[c] = each
         return out
 
@@ -447,7 +454,7 @@ class NoisyBisection:
         if self._skipped:
             mass = self.posterior()
             for group in self._ambiguity_groups():
-                members = sorted(_bits(group), key=lambda c: -mass[c])
+                members = sorted(bits(group), key=lambda c: -mass[c])
                 if sum(mass[c] for c in members) >= self.confidence:
                     self._finish(AnswerStatus.AMBIGUOUS, [(c, mass[c]) for c in members])
                     return
@@ -535,7 +542,7 @@ class NoisyBisection:
         out: list[tuple[int, float]] = []
         held = 0.0
         for i in order:
-            for c in _bits(post.cells[i].mask):
+            for c in bits(post.cells[i].mask):
                 if held >= self.confidence or len(out) >= limit:
                     return out
                 out.append((c, post.each(i)))
@@ -549,17 +556,17 @@ class NoisyBisection:
         testable = self.graph.everything & ~self._skipped
         anc = self.graph.ancestors
         by_sig: dict[int, int] = {}
-        for s in _bits(self._skipped):
-            sig = sum(1 << x for x in _bits(testable) if anc[x] >> s & 1)
+        for s in bits(self._skipped):
+            sig = sum(1 << x for x in bits(testable) if anc[x] >> s & 1)
             by_sig[sig] = by_sig.get(sig, 0) | 1 << s
         groups = []
         for sig, members in by_sig.items():
             common = self.graph.everything
-            for x in _bits(sig):
+            for x in bits(sig):
                 common &= anc[x]
             group = members
-            for d in _bits(common & sig):  # the one testable candidate with the same sides
-                if sum(1 << x for x in _bits(testable) if anc[x] >> d & 1) == sig:
+            for d in bits(common & sig):  # the one testable candidate with the same sides
+                if sum(1 << x for x in bits(testable) if anc[x] >> d & 1) == sig:
                     group |= 1 << d
             if group.bit_count() > 1:
                 groups.append(group)
@@ -586,7 +593,7 @@ class NoisyBisection:
         """Unbuilt, buildable candidates worth scoring."""
         free = self.graph.everything & ~self._skipped
         if not self._linear:
-            return {x for x in _bits(free) if x not in self._built}
+            return {x for x in bits(free) if x not in self._built}
         out: set[int] = set()
         n = len(self.graph)
         for target in targets:
@@ -639,12 +646,3 @@ class NoisyBisection:
             for b, t in zip(batches, hits, strict=True)
         )
         return SearchRequest(x, runs)
-
-
-def _bits(mask: int) -> list[int]:
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out

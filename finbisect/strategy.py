@@ -27,6 +27,7 @@ __all__ = [
     "ClassicBisection",
     "Search",
     "SearchRequest",
+    "bits",
 ]
 
 OLD_END = -1  # index standing for the old endpoint, which is not a candidate
@@ -191,7 +192,7 @@ class ClassicBisection:
         if self._status is AnswerStatus.FOUND:
             culprit = self._possible.bit_length() - 1
             return Answer(self._status, culprit, (culprit,), (1.0,), 1.0)
-        candidates = tuple(_bits(self._possible))
+        candidates = tuple(bits(self._possible))
         if self._status is AnswerStatus.AMBIGUOUS:
             return Answer(self._status, None, candidates, (None,) * len(candidates), 0.0)
         return Answer(self._status, None, candidates)
@@ -232,7 +233,8 @@ class ClassicBisection:
         return best
 
 
-def _bits(mask: int) -> list[int]:
+def bits(mask: int) -> list[int]:
+    """The indices of the set bits of `mask`, lowest first."""
     out = []
     while mask:
         low = mask & -mask
