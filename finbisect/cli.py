@@ -25,8 +25,8 @@ from finbisect.cli_options import (
     default_cache_dir,
     given_on_command_line,
     parse_regex,
+    parse_run_symptoms,
     parse_size_option,
-    parse_symptoms,
 )
 from finbisect.cpython import Flavour, needs_test_modules, parse_workaround
 from finbisect.demo import demo_options, demo_workspace
@@ -147,8 +147,8 @@ def cli() -> None:
     "symptoms",
     default=",".join(sorted(k.value for k in DEFAULT_SYMPTOMS)),
     show_default=True,
-    callback=parse_symptoms,
-    help="Run kinds that count as the symptom.",
+    callback=parse_run_symptoms,
+    help="Run kinds that count as the symptom (crash, hang, error), or slow: a timing hunt.",
 )
 @click.option(
     "--match",
@@ -196,6 +196,14 @@ def cli() -> None:
     show_default=True,
     help="Repro processes run at once at the same revision.",
 )
+@click.option(
+    "--threshold",
+    "threshold_percent",
+    type=POSITIVE,
+    metavar="PERCENT",
+    help="--symptom slow: the slowdown that counts, relative to the good end.",
+)
+@click.option("--affinity", metavar="CPU_LIST", help="--symptom slow: pin pyperf to these CPUs.")
 @click.option("--first-parent", is_flag=True, help="Only follow first parents (mainline merges).")
 @click.option("--no-verify", is_flag=True, help="Trust --good and --bad without testing them.")
 @JSON_OPTION
@@ -229,9 +237,11 @@ def run(
     flavour: str | None,
     configure_flags: tuple[str, ...],
     workarounds: tuple[str, ...],
-    symptoms: frozenset[OutcomeKind],
+    symptoms: frozenset[OutcomeKind] | None,
     match: re.Pattern[str] | None,
     timeout: float,
+    threshold_percent: float | None,
+    affinity: str | None,
     runs: int | None,
     confidence: float,
     max_runs: int,
@@ -269,6 +279,11 @@ def run(
         raise UsageError("--good and --bad are required (or a --recipe that suggests them)")
     if not repro.is_file():
         raise UsageError(f"repro script not found: {repro}")
+    slow = symptoms is None
+    if not slow and (threshold_percent is not None or affinity is not None):
+        raise UsageError("--threshold and --affinity belong to timing hunts (--symptom slow)")
+    if slow and (match is not None or no_verify or runs is not None):
+        raise UsageError("--match, --no-verify and --runs have no meaning with --symptom slow")
     if build_cmd is not None and not build_cmd.strip():
         raise UsageError("--build-cmd is empty")
     if build_cmd is not None and (flavour or configure_flags or workarounds):
@@ -292,10 +307,13 @@ def run(
         good=good,
         bad=bad,
         build=build,
-        symptoms=symptoms,
+        symptoms=symptoms or DEFAULT_SYMPTOMS,
         match=match,
         timeout=timeout,
         runs=runs,
+        slow=slow,
+        threshold_percent=threshold_percent,
+        affinity=affinity,
         confidence=confidence,
         max_runs=max_runs,
         max_runs_per_revision=max_runs_per_revision,

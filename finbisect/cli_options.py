@@ -23,6 +23,7 @@ __all__ = [
     "given_on_command_line",
     "parse_optional_symptoms",
     "parse_regex",
+    "parse_run_symptoms",
     "parse_size_option",
     "parse_symptoms",
 ]
@@ -39,6 +40,18 @@ def parse_symptoms(
             f"{value!r}: give a comma-separated list of crash, hang, error", param_hint="--symptom"
         )
     return frozenset(OutcomeKind(kind) for kind in kinds)
+
+
+def parse_run_symptoms(
+    ctx: click.Context, param: click.Parameter, value: str
+) -> frozenset[OutcomeKind] | None:
+    """`run`'s --symptom: the kinds, or None for `slow`, a timing hunt of its own."""
+    kinds = {part.strip() for part in value.split(",")}
+    if "slow" in kinds:
+        if kinds != {"slow"}:
+            raise click.BadParameter("slow is a timing hunt of its own: give it alone")
+        return None
+    return parse_symptoms(ctx, param, value)
 
 
 def parse_optional_symptoms(

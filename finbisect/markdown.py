@@ -89,6 +89,14 @@ def result_markdown(result: Result, machine: Mapping[str, str]) -> str:
     chart = posterior_chart(result)
     if chart:
         out += ["", "```", *chart, "```"]
+    if result.timing_table:
+        out += ["", "Timings (`pyperf compare_to` style):", "", result.timing_table]
+    slowdown = result.extra.get("slowdown")
+    if isinstance(slowdown, dict):
+        out += [
+            "",
+            f"Slowdown at the culprit: {slowdown['ms']:+.1f} ms ({slowdown['percent']:+.1f}%)",
+        ]
     out += [
         "",
         f"**Build:** {result.build or 'unknown'}  ",

@@ -7,6 +7,7 @@ properties, so any module may import this one.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -115,6 +116,7 @@ class Step:
     run_seconds: float = 0.0
     cached: bool = False  # the interpreter came from an earlier build
     build_log: str = ""
+    timing: Mapping[str, float] | None = None  # timing hunts: mean_ms, stdev_ms, samples
 
     @property
     def runs(self) -> int:
@@ -155,6 +157,8 @@ class Result:
     candidate_shas: tuple[str, ...] = ()  # the whole candidate range, oldest first
     posterior: tuple[float, ...] = ()  # noisy search: probability per candidate
     p: tuple[float, float, float] | None = None  # noisy search: symptom rate (mean, low, high)
+    timing_table: str = ""  # timing hunts: a pyperf compare_to style table (Markdown)
+    warnings: tuple[str, ...] = ()  # e.g. a noisy machine; shown, never fatal
     extra: dict[str, object] = field(default_factory=dict)  # later issues' JSON fields
 
     @property

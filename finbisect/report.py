@@ -192,7 +192,8 @@ def print_report(result: Result, stream: IO[str] | None = None) -> None:
 
 def _headline(result: Result) -> str:
     if result.culprit is not None:
-        sure = f" (confidence {result.confidence:.3f})" if result.p is not None else ""
+        probabilistic = result.p is not None or "slowdown" in result.extra
+        sure = f" (confidence {result.confidence:.3f})" if probabilistic else ""
         return f"{result.hunt.phrase} {result.culprit.sha}{sure}"
     if result.candidates:
         return (
@@ -227,10 +228,15 @@ def posterior_chart(result: Result, width: int = 64) -> list[str]:
 
 
 def _noise_lines(result: Result) -> list[str]:
+    lines = [f"warning: {warning}" for warning in result.warnings]
+    slowdown = result.extra.get("slowdown")
+    if isinstance(slowdown, dict):
+        lines.append(f"slowdown: {slowdown['ms']:+.1f} ms ({slowdown['percent']:+.1f}%)")
     if result.p is None:
-        return []
+        return lines
     estimate, low, high = result.p
     return [
+        *lines,
         f"symptom rate at the bad side: p ≈ {estimate:.2f} (90% interval {low:.2f}–{high:.2f})",
         "assumes no false positives: a revision without the bug never shows the symptom",
         *posterior_chart(result),
@@ -255,7 +261,7 @@ def _step_row(number: int, step: Step) -> list[str]:
         str(number),
         step.commit.short,
         step.verdict.value,
-        f"{step.symptoms}/{step.runs}",
+        f"{step.timing['mean_ms']:.1f} ms" if step.timing else f"{step.symptoms}/{step.runs}",
         f"{step.build_seconds:.1f}" + (" (cached)" if step.cached else ""),
         f"{step.run_seconds:.1f}",
         step.reason,
@@ -342,7 +348,7 @@ def _step_json(step: Step) -> dict[str, Any]:
         "build_seconds": round(step.build_seconds, 3),
         "run_seconds": round(step.run_seconds, 3),
         "cached": step.cached,
-    }
+    } | ({"timing": dict(step.timing)} if step.timing is not None else {})
 
 
 def result_to_json(result: Result) -> dict[str, Any]:
@@ -370,6 +376,8 @@ def result_to_json(result: Result) -> dict[str, Any]:
     if result.p is not None:
         estimate, low, high = result.p
         document["p"] = {"estimate": estimate, "low": low, "high": high}
+    if result.warnings:
+        document["warnings"] = list(result.warnings)
     document.update(_json_safe(result.extra))
     return document
 

@@ -36,6 +36,7 @@ from finbisect.probe import Probe, ProbeConfig
 from finbisect.report import Progress
 from finbisect.state import HuntState, SavedVisit, iter_hunts_in
 from finbisect.strategy import OLD_END, AnswerStatus, ClassicBisection, Search
+from finbisect.timing import TimingConfig, TimingProbe, compare_table, hunt_confidence
 
 __all__ = ["HuntOptions", "merge_visits", "reproduce_command", "run_hunt"]
 
@@ -59,6 +60,9 @@ class HuntOptions:
     verify: bool = True
     cache_dir: Path
     cache_size: int = 20 * 1024**3  # bytes of cached builds kept
+    slow: bool = False  # a timing hunt (--symptom slow): pyperf decides, not crashes
+    threshold_percent: float | None = None  # timing hunts: the slowdown that counts
+    affinity: str | None = None  # timing hunts: CPUs for pyperf --affinity
 
 
 def run_hunt(options: HuntOptions, progress: Progress) -> Result:
@@ -106,6 +110,19 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             logs,
         )
         search = _make_search(hunt, options)
+        timing = (
+            TimingProbe(
+                TimingConfig(
+                    repro=repro,
+                    timeout=options.timeout,
+                    threshold_percent=options.threshold_percent,
+                    affinity=options.affinity,
+                ),
+                logs,
+            )
+            if options.slow
+            else None
+        )
         built = [i for i, sha in enumerate(hunt.graph.shas) if cache.has(builder.fingerprint, sha)]
         search.mark_built(built)
         loop = _HuntLoop(
@@ -116,6 +133,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             search=search,
             progress=progress,
             state=state,
+            timing=timing,
         )
         if state.visits:
             progress.note(f"resuming interrupted hunt {state.id}: {len(state.visits)} visits done")
@@ -154,6 +172,7 @@ def _hunt_key(options: HuntOptions, user: UserRepo, good: str, bad: str) -> str:
         "per_revision": options.max_runs_per_revision,
         "first_parent": options.first_parent,
         "verify": options.verify,
+        "timing": [options.slow, options.threshold_percent],
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
@@ -173,6 +192,8 @@ def _end(state: HuntState, status: str, answer: str) -> None:
 
 def _make_search(hunt: Hunt, options: HuntOptions) -> Search:
     bug_is_new = hunt.kind is HuntKind.REGRESSION
+    if options.slow:  # a timing verdict is settled per revision; calibration verifies the ends
+        return ClassicBisection(hunt.graph, runs=1, bug_is_new=bug_is_new, verify=False)
     if options.runs is not None:
         return ClassicBisection(
             hunt.graph, runs=options.runs, bug_is_new=bug_is_new, verify=options.verify
@@ -198,8 +219,10 @@ class _HuntLoop:
         search: Search,
         progress: Progress,
         state: HuntState,
+        timing: TimingProbe | None = None,
     ) -> None:
         self.state = state
+        self.timing = timing
         self.hunt = hunt
         self.workspace = workspace
         self.builder = builder
@@ -224,6 +247,8 @@ class _HuntLoop:
             self.runs_at[sha] = self.runs_at.get(sha, 0) + saved.step.runs
 
     def run(self) -> None:
+        if self.timing is not None:
+            self._calibrate(self.timing)
         while (request := self.search.next_request()) is not None:
             index = request.index
             sha = self.hunt.old if index == OLD_END else self.hunt.graph.shas[index]
@@ -243,6 +268,40 @@ class _HuntLoop:
             self.progress.end_step(so_far)
             self._record(index, visit, compiled=compiled)
 
+    def _calibrate(self, timing: TimingProbe) -> None:
+        """Time both ends with pyperf; refuse (exit 4) unless they differ significantly."""
+        interpreters = []
+        for sha in (self.hunt.good, self.hunt.bad):
+            self.progress.activity(f"build {self._end_name(sha)} {sha[:10]}")
+            built = self.builder.build(sha)
+            self.builds += built.compiled
+            if not built.ok or built.interpreter is None:
+                end = self._end_name(sha)
+                raise BuildError(f"{end} {sha[:12]} does not build: {_build_reason(built)}")
+            self.used_builds.add(built.interpreter)
+            interpreters.append(built.interpreter)
+        self.progress.activity("timing both ends with pyperf")
+        timing.calibrate(
+            interpreters[0], interpreters[1], good_sha=self.hunt.good, bad_sha=self.hunt.bad
+        )
+        if self.state.visits:
+            return  # resumed: the ends' steps were saved the first time
+        for sha, measured, verdict in (
+            (self.hunt.good, timing.good, Verdict.GOOD),
+            (self.hunt.bad, timing.bad, Verdict.BAD),
+        ):
+            assert measured is not None  # calibrate() sets both or raises
+            index = OLD_END if sha == self.hunt.old else self.hunt.graph.new_end
+            step = Step(
+                commit=self.workspace.commit(sha),
+                verdict=verdict,
+                reason=timing.calibration,
+                timing=measured.to_json() | {"confidence": 1.0},
+            )
+            self.state.visits.append(SavedVisit(index=index, compiled=False, step=step))
+            self.state.save()
+            self.progress.end_step(step)
+
     def _record(self, index: int, visit: Step, *, compiled: bool) -> None:
         """Tell the search what a visit showed; refuse bad endpoints."""
         self.search.record_costs(
@@ -256,6 +315,9 @@ class _HuntLoop:
             self._check_endpoint(visit)
         if visit.verdict is Verdict.SKIP:
             self.search.record_skip(index)
+        elif visit.timing is not None:  # a timing verdict: like one decisive run
+            bad = visit.verdict is Verdict.BAD
+            self.search.record(index, symptoms=int(bad), clean=int(not bad))
         else:
             clean = sum(1 for o in visit.outcomes if o.run_class is RunClass.CLEAN)
             self.search.record(index, symptoms=visit.symptoms, clean=clean)
@@ -279,6 +341,24 @@ class _HuntLoop:
             )
             return step, built.compiled
         run_start = time.monotonic()
+        if self.timing is not None:
+            self.progress.activity("timing with pyperf")
+            judged = self.timing.judge(built.interpreter, commit.sha)
+            step = Step(
+                commit=commit,
+                verdict=judged.verdict,
+                reason=judged.reason + (f" (warning: {judged.warning})" if judged.warning else ""),
+                build_seconds=built.seconds,
+                run_seconds=time.monotonic() - run_start,
+                cached=built.cached,
+                build_log=str(built.log_path or ""),
+                timing=(
+                    judged.timing.to_json() | {"confidence": judged.confidence}
+                    if judged.timing is not None
+                    else None
+                ),
+            )
+            return step, built.compiled
         first = self.runs_at.get(commit.sha, 0)
         self.runs_at[commit.sha] = first + runs
         outcomes = self.probe.run(
@@ -352,6 +432,13 @@ class _HuntLoop:
         candidates = tuple(self.workspace.commit(shas[i]) for i in answer.candidates)
         steps = merge_visits(self.visits)
         noisy = self.search if isinstance(self.search, NoisyBisection) else None
+        extra: dict[str, object] = {}
+        confidence = answer.confidence
+        table = ""
+        warnings: tuple[str, ...] = ()
+        if self.timing is not None:
+            confidence, extra, table = self._timing_summary(steps, culprit)
+            warnings = tuple(self.timing.warnings)
         return Result(
             hunt=self.hunt.kind,
             good=self.workspace.commit(self.hunt.good),
@@ -359,7 +446,7 @@ class _HuntLoop:
             culprit=culprit,
             candidates=() if culprit is not None else candidates,
             probabilities=() if culprit is not None else answer.probabilities,
-            confidence=answer.confidence,
+            confidence=confidence,
             steps=steps,
             builds=self.builds,
             cached_builds=sum(1 for v in self.visits if v.cached),
@@ -369,7 +456,30 @@ class _HuntLoop:
             candidate_shas=shas,
             posterior=tuple(noisy.posterior()) if noisy else (),
             p=noisy.p_estimate() if noisy else None,
+            timing_table=table,
+            warnings=warnings,
+            extra=extra,
         )
+
+    def _timing_summary(
+        self, steps: tuple[Step, ...], culprit: Commit | None
+    ) -> tuple[float, dict[str, object], str]:
+        """Confidence, the slowdown at the culprit, and a compare_to-style table."""
+        timing = self.timing
+        assert timing is not None
+        assert timing.good is not None
+        assert timing.bad is not None
+        table = compare_table([("--good -> --bad", timing.good, timing.bad)])
+        if culprit is None:
+            return 0.0, {}, table
+        timed = {s.commit.sha: s.timing for s in steps if s.timing is not None}
+        parent_sha = self.workspace.repo.commit(culprit.sha).parents[0].hexsha
+        before = timed.get(parent_sha) or timed[self.hunt.old]
+        after = timed[culprit.sha]
+        ms = after["mean_ms"] - before["mean_ms"]
+        slowdown = {"ms": round(ms, 3), "percent": round(ms / before["mean_ms"] * 100, 2)}
+        used = [t.get("confidence", 1.0) for t in timed.values()]
+        return hunt_confidence(used), {"slowdown": slowdown}, table
 
 
 def merge_visits(visits: list[Step]) -> tuple[Step, ...]:
@@ -391,6 +501,7 @@ def merge_visits(visits: list[Step]) -> tuple[Step, ...]:
                 run_seconds=sum(v.run_seconds for v in group),
                 cached=group[0].cached,
                 build_log=group[0].build_log,
+                timing=group[-1].timing,
             )
         )
     return tuple(steps)
@@ -425,13 +536,20 @@ def reproduce_command(options: HuntOptions, good: str, bad: str) -> str:
         argv += ["--build-cmd", options.build.command]
     if options.build.interpreter != "python":
         argv += ["--interpreter", options.build.interpreter]
-    argv += ["--symptom", ",".join(sorted(kind.value for kind in options.symptoms))]
+    if options.slow:
+        argv += ["--symptom", "slow"]
+        if options.threshold_percent is not None:
+            argv += ["--threshold", f"{options.threshold_percent:g}"]
+        if options.affinity is not None:
+            argv += ["--affinity", options.affinity]
+    else:
+        argv += ["--symptom", ",".join(sorted(kind.value for kind in options.symptoms))]
     if options.match is not None:
         argv += ["--match", options.match.pattern]
     argv += ["--timeout", f"{options.timeout:g}"]
     if options.runs is not None:
         argv += ["--runs", str(options.runs)]
-    else:
+    elif not options.slow:
         argv += ["--confidence", f"{options.confidence:g}", "--max-runs", str(options.max_runs)]
     if options.parallel_runs != 1:
         argv += ["--parallel-runs", str(options.parallel_runs)]

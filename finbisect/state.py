@@ -200,6 +200,7 @@ def _visit_json(visit: SavedVisit) -> dict[str, Any]:
         "run_seconds": step.run_seconds,
         "cached": step.cached,
         "build_log": step.build_log,
+        "timing": dict(step.timing) if step.timing is not None else None,
         "outcomes": [
             {
                 "kind": o.kind.value,
@@ -236,6 +237,7 @@ def _visit_from_json(data: dict[str, Any]) -> SavedVisit:
         run_seconds=data["run_seconds"],
         cached=data["cached"],
         build_log=data["build_log"],
+        timing=data.get("timing"),
     )
     return SavedVisit(
         index=data["index"], compiled=data["compiled"], step=step, implied=data.get("implied", "")
