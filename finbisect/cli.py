@@ -34,6 +34,7 @@ from finbisect.errors import FinbisectError, HuntInterruptedError, InconclusiveE
 from finbisect.machine import machine_facts
 from finbisect.markdown import result_markdown
 from finbisect.models import OutcomeKind
+from finbisect.options import HuntOptions
 from finbisect.probe import DEFAULT_SYMPTOMS
 from finbisect.recipes import Recipe, find_recipe
 from finbisect.report import (
@@ -42,7 +43,7 @@ from finbisect.report import (
     result_to_json,
     write_json,
 )
-from finbisect.session import HuntOptions, run_hunt
+from finbisect.session import run_hunt
 
 __all__ = ["cli", "main"]
 

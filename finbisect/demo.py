@@ -18,7 +18,7 @@ from finbisect.build import BuildConfig
 from finbisect.errors import UsageError
 from finbisect.minipy import demo_history
 from finbisect.models import OutcomeKind
-from finbisect.session import HuntOptions
+from finbisect.options import HuntOptions
 
 __all__ = ["DEMO_REPRO", "demo_options", "demo_workspace"]
 

@@ -10,16 +10,11 @@ FinbisectErrors for cli to turn into exit codes.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import re
-import shlex
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from finbisect.build import BuildConfig, Builder, BuildResult
+from finbisect.build import Builder
 from finbisect.buildcache import BuildCache
 from finbisect.errors import (
     BuildError,
@@ -30,39 +25,17 @@ from finbisect.errors import (
     UsageError,
 )
 from finbisect.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
-from finbisect.models import Commit, HuntKind, Outcome, OutcomeKind, Result, RunClass, Step, Verdict
+from finbisect.models import Commit, HuntKind, Result, RunClass, Step, Verdict
 from finbisect.noisy import NoisyBisection
+from finbisect.options import HuntOptions, hunt_key, reproduce_command
 from finbisect.probe import Probe, ProbeConfig
 from finbisect.report import Progress
 from finbisect.state import HuntState, SavedVisit, iter_hunts_in
+from finbisect.steps import build_reason, merge_visits, runs_verdict
 from finbisect.strategy import OLD_END, AnswerStatus, ClassicBisection, Search
 from finbisect.timing import TimingConfig, TimingProbe, compare_table, hunt_confidence
 
-__all__ = ["HuntOptions", "merge_visits", "reproduce_command", "run_hunt"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class HuntOptions:
-    repro: Path
-    repo: Path
-    good: str
-    bad: str
-    build: BuildConfig
-    symptoms: frozenset[OutcomeKind]
-    match: re.Pattern[str] | None
-    timeout: float
-    runs: int | None  # fixed runs per revision (classic search); None: the noisy search
-    confidence: float = 0.95
-    max_runs: int = 2000
-    max_runs_per_revision: int = 200
-    parallel_runs: int = 1
-    first_parent: bool = False
-    verify: bool = True
-    cache_dir: Path
-    cache_size: int = 20 * 1024**3  # bytes of cached builds kept
-    slow: bool = False  # a timing hunt (--symptom slow): pyperf decides, not crashes
-    threshold_percent: float | None = None  # timing hunts: the slowdown that counts
-    affinity: str | None = None  # timing hunts: CPUs for pyperf --affinity
+__all__ = ["HuntOptions", "run_hunt"]
 
 
 def run_hunt(options: HuntOptions, progress: Progress) -> Result:
@@ -80,7 +53,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         workspace.refresh([good, bad])
         hunt = workspace.plan(good, bad, first_parent=options.first_parent)
         again = reproduce_command(options, good, bad)
-        key = _hunt_key(options, user, good, bad)
+        key = hunt_key(options, user.git_dir, good, bad)
         state = _resumable(workspace, key) or HuntState(
             directory=workspace.root / "hunts" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"),
             key=key,
@@ -155,26 +128,6 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         result = loop.result(again, wall_seconds=time.monotonic() - started)
         loop.finish(result)
         return result
-
-
-def _hunt_key(options: HuntOptions, user: UserRepo, good: str, bad: str) -> str:
-    """Everything that decides a hunt's answer: equal keys resume, different ones start afresh."""
-    what = {
-        "repo": str(user.git_dir),
-        "ends": [good, bad],
-        "repro": str(options.repro.resolve()),
-        "repro_text": hashlib.sha256(options.repro.read_bytes()).hexdigest(),
-        "build": options.build.fingerprint(),
-        "symptoms": sorted(k.value for k in options.symptoms),
-        "match": options.match.pattern if options.match is not None else None,
-        "timeout": options.timeout,
-        "search": [options.runs, options.confidence, options.max_runs],
-        "per_revision": options.max_runs_per_revision,
-        "first_parent": options.first_parent,
-        "verify": options.verify,
-        "timing": [options.slow, options.threshold_percent],
-    }
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 def _resumable(workspace: Workspace, key: str) -> HuntState | None:
@@ -277,7 +230,7 @@ class _HuntLoop:
             self.builds += built.compiled
             if not built.ok or built.interpreter is None:
                 end = self._end_name(sha)
-                raise BuildError(f"{end} {sha[:12]} does not build: {_build_reason(built)}")
+                raise BuildError(f"{end} {sha[:12]} does not build: {build_reason(built)}")
             self.used_builds.add(built.interpreter)
             interpreters.append(built.interpreter)
         self.progress.activity("timing both ends with pyperf")
@@ -334,7 +287,7 @@ class _HuntLoop:
             step = Step(
                 commit=commit,
                 verdict=Verdict.SKIP,
-                reason=_build_reason(built),
+                reason=build_reason(built),
                 build_seconds=built.seconds,
                 cached=built.cached,
                 build_log=str(built.log_path or ""),
@@ -368,7 +321,7 @@ class _HuntLoop:
             first_index=first,
             on_run=lambda i, n: self.progress.activity(f"run {i} of {n}"),
         )
-        verdict, reason = _verdict(outcomes)
+        verdict, reason = runs_verdict(outcomes)
         step = Step(
             commit=commit,
             verdict=verdict,
@@ -480,81 +433,3 @@ class _HuntLoop:
         slowdown = {"ms": round(ms, 3), "percent": round(ms / before["mean_ms"] * 100, 2)}
         used = [t.get("confidence", 1.0) for t in timed.values()]
         return hunt_confidence(used), {"slowdown": slowdown}, table
-
-
-def merge_visits(visits: list[Step]) -> tuple[Step, ...]:
-    """One step per revision, in first-visit order, with the totals of all its visits."""
-    by_sha: dict[str, list[Step]] = {}
-    for visit in visits:
-        by_sha.setdefault(visit.commit.sha, []).append(visit)
-    steps = []
-    for group in by_sha.values():
-        outcomes = tuple(o for v in group for o in v.outcomes)
-        verdict, reason = _verdict(outcomes) if outcomes else (group[0].verdict, group[0].reason)
-        steps.append(
-            Step(
-                commit=group[0].commit,
-                verdict=verdict,
-                reason=reason,
-                outcomes=outcomes,
-                build_seconds=sum(v.build_seconds for v in group),
-                run_seconds=sum(v.run_seconds for v in group),
-                cached=group[0].cached,
-                build_log=group[0].build_log,
-                timing=group[-1].timing,
-            )
-        )
-    return tuple(steps)
-
-
-def _verdict(outcomes: tuple[Outcome, ...]) -> tuple[Verdict, str]:
-    """Any symptom makes the revision bad; else any clean run makes it good; else skip."""
-    total = len(outcomes)
-    symptoms = [o for o in outcomes if o.run_class is RunClass.SYMPTOM]
-    if symptoms:
-        first = symptoms[0]
-        what = {OutcomeKind.CRASH: "crashed", OutcomeKind.HANG: "hung"}.get(first.kind, "failed")
-        return Verdict.BAD, f"{len(symptoms)} of {total} runs {what}: {first.signature}"
-    if any(o.run_class is RunClass.CLEAN for o in outcomes):
-        unrelated = [o for o in outcomes if o.run_class is RunClass.UNRELATED]
-        extra = f" ({len(unrelated)} unrelated: {unrelated[0].signature})" if unrelated else ""
-        return Verdict.GOOD, f"{total - len(unrelated)} of {total} runs ok{extra}"
-    first = outcomes[0]
-    return Verdict.SKIP, f"only unrelated failures: {first.kind.value}: {first.signature}"
-
-
-def _build_reason(built: BuildResult) -> str:
-    first_error = f" — {built.error_lines[0]}" if built.error_lines else ""
-    return f"build failed: {built.reason}{first_error}"
-
-
-def reproduce_command(options: HuntOptions, good: str, bad: str) -> str:
-    """The `finbisect run` line that repeats this hunt, with the ends pinned to shas."""
-    argv = ["finbisect", "run", str(options.repro.resolve()), "--repo", str(options.repo.resolve())]
-    argv += ["--good", good, "--bad", bad]
-    if options.build.command is not None:
-        argv += ["--build-cmd", options.build.command]
-    if options.build.interpreter != "python":
-        argv += ["--interpreter", options.build.interpreter]
-    if options.slow:
-        argv += ["--symptom", "slow"]
-        if options.threshold_percent is not None:
-            argv += ["--threshold", f"{options.threshold_percent:g}"]
-        if options.affinity is not None:
-            argv += ["--affinity", options.affinity]
-    else:
-        argv += ["--symptom", ",".join(sorted(kind.value for kind in options.symptoms))]
-    if options.match is not None:
-        argv += ["--match", options.match.pattern]
-    argv += ["--timeout", f"{options.timeout:g}"]
-    if options.runs is not None:
-        argv += ["--runs", str(options.runs)]
-    elif not options.slow:
-        argv += ["--confidence", f"{options.confidence:g}", "--max-runs", str(options.max_runs)]
-    if options.parallel_runs != 1:
-        argv += ["--parallel-runs", str(options.parallel_runs)]
-    if options.first_parent:
-        argv.append("--first-parent")
-    if not options.verify:
-        argv.append("--no-verify")
-    return shlex.join(argv)
