@@ -17,8 +17,8 @@ import math
 import time
 from collections.abc import Callable
 
-from finbisect.noisy import z_channel_capacity
 from finbisect.simulate import Summary, noisy_factory, simulate_many
+from finbisect.stats import z_channel_capacity
 from finbisect.strategy import CandidateGraph, ClassicBisection, Search
 
 SIZES = (16, 128, 1024)

@@ -12,21 +12,12 @@ from collections.abc import Mapping
 from finbisect import __version__
 from finbisect.compare import CompareResult
 from finbisect.models import Commit, Result, Step
-from finbisect.noisy import beta_quantile
 from finbisect.report import issue_refs, posterior_chart
+from finbisect.stats import rate_interval
 
-__all__ = ["compare_markdown", "rate_interval", "result_markdown"]
+__all__ = ["compare_markdown", "result_markdown"]
 
 COMMIT_URL = "https://github.com/python/cpython/commit/{}"
-
-
-def rate_interval(symptoms: int, runs: int) -> tuple[float, float]:
-    """90% Jeffreys interval of a symptom rate (Beta(1/2, 1/2) prior)."""
-    if runs == 0:
-        return 0.0, 1.0
-    low = 0.0 if symptoms == 0 else beta_quantile(0.05, symptoms + 0.5, runs - symptoms + 0.5)
-    high = 1.0 if symptoms == runs else beta_quantile(0.95, symptoms + 0.5, runs - symptoms + 0.5)
-    return low, high
 
 
 def _rate(symptoms: int, runs: int) -> str:

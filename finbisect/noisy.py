@@ -64,6 +64,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from finbisect.stats import (
+    best_split,
+    beta_mixture_quantile,
+    beta_quantile,
+    log_beta,
+    split_information,
+)
 from finbisect.strategy import (
     OLD_END,
     Answer,
@@ -73,7 +80,7 @@ from finbisect.strategy import (
     bits,
 )
 
-__all__ = ["NoisyBisection", "beta_cdf", "beta_quantile", "z_channel_capacity"]
+__all__ = ["NoisyBisection"]
 
 _A, _B = 1.0, 1.0  # Beta(1, 1) prior on p
 _TAIL = 0.05  # p_estimate's low/high: 5% and 95% quantiles
@@ -82,88 +89,6 @@ _BATCHES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 12
 _ROBUST_TAIL = 0.1  # FOUND also needs the mass with p at this lower quantile (see _settle)
 _TOP = 10  # candidates listed in an inconclusive answer
 _EPS = 1e-12
-
-
-# -- Beta distribution and channel helpers (no scipy) ---------------------------------
-def _lbeta(a: float, b: float) -> float:
-    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        for aa in (
-            m * (b - m) * x / ((a - 1.0 + m2) * (a + m2)),
-            -(a + m) * (a + b + m) * x / ((a + m2) * (a + 1.0 + m2)),
-        ):
-            d = 1.0 + aa * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + aa / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-14:
-            break
-    return h
-
-
-def beta_cdf(x: float, a: float, b: float) -> float:
-    """Regularized incomplete beta I_x(a, b): P(X <= x) for X ~ Beta(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(a * math.log(x) + b * math.log1p(-x) - _lbeta(a, b))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def _mixture_quantile(q: float, parts: list[tuple[float, float, float]]) -> float:
-    lo, hi = 0.0, 1.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if sum(w * beta_cdf(mid, a, b) for w, a, b in parts) < q:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
-def beta_quantile(q: float, a: float, b: float) -> float:
-    """The q-quantile of Beta(a, b), by bisection on `beta_cdf`."""
-    return _mixture_quantile(q, [(1.0, a, b)])
-
-
-def _h(x: float) -> float:
-    if x <= _EPS or x >= 1.0 - _EPS:
-        return 0.0
-    return -x * math.log2(x) - (1.0 - x) * math.log2(1.0 - x)
-
-
-def _info(m: float, t: float) -> float:
-    """Bits about the culprit from "any symptom?" at a revision: P(bug side) = m, P(sym|bug) = t."""
-    return _h(m * t) - m * _h(t)
-
-
-def _best_split(t: float) -> float:
-    """The bug-side mass that maximises `_info` (the Z-channel's optimal input)."""
-    s = 1.0 - t
-    if t <= _EPS:
-        return 1.0 / math.e
-    return 1.0 / (t * (1.0 + float(2.0 ** (_h(s) / t))))
-
-
-def z_channel_capacity(p: float) -> float:
-    """Bits per run when a bug-side run shows the symptom with probability p."""
-    if p >= 1.0:
-        return 1.0
-    s = 1.0 - p
-    return math.log2(1.0 + p * s ** (s / p))
 
 
 # -- the search ------------------------------------------------------------------------
@@ -373,7 +298,7 @@ class NoisyBisection:
         total = sum(w for w, _, _ in parts)
         parts = [(w / total, a, b) for w, a, b in parts]
         mean = sum(w * a / (a + b) for w, a, b in parts)
-        return mean, _mixture_quantile(_TAIL, parts), _mixture_quantile(1.0 - _TAIL, parts)
+        return mean, beta_mixture_quantile(_TAIL, parts), beta_mixture_quantile(1.0 - _TAIL, parts)
 
     @property
     def runs_recorded(self) -> int:
@@ -494,7 +419,7 @@ class NoisyBisection:
     def _posterior(self) -> _Posterior:
         if self._post is None:
             cells = sorted(self._cells, key=lambda c: c.lo)
-            logs = [math.log(c.size) + _lbeta(_A + c.symptoms, _B + c.clean) for c in cells]
+            logs = [math.log(c.size) + log_beta(_A + c.symptoms, _B + c.clean) for c in cells]
             top = max(logs, default=0.0)
             weights = [math.exp(w - top) for w in logs]
             total = sum(weights)
@@ -621,7 +546,7 @@ class NoisyBisection:
         until = [0.0]
         for q in no_sym:
             until.append(until[-1] + q)
-        targets = {round(_best_split(t), 3) for t in hits}
+        targets = {round(best_split(t), 3) for t in hits}
         options = [(x, True) for x in self._built if 0 <= x < len(self.graph)]
         options = [(x, b) for x, b in options if not self._skipped >> x & 1]
         options += [(x, False) for x in self._fresh_options(post, targets)]
@@ -632,7 +557,8 @@ class NoisyBisection:
                 continue
             fixed = self.visit_seconds + (0.0 if built else self.build_seconds)
             rate = max(
-                _info(m, t) / (fixed + (m * until[b] + (1.0 - m) * b) * self.run_seconds)
+                split_information(m, t)
+                / (fixed + (m * until[b] + (1.0 - m) * b) * self.run_seconds)
                 for b, t in zip(batches, hits, strict=True)
             )
             if best is None or rate > best[0]:
@@ -642,7 +568,7 @@ class NoisyBisection:
         x = best[1]
         m = self._bug_mass(post, x)
         _, runs = max(
-            (_info(m, t) / (self.visit_seconds + b * self.run_seconds), b)
+            (split_information(m, t) / (self.visit_seconds + b * self.run_seconds), b)
             for b, t in zip(batches, hits, strict=True)
         )
         return SearchRequest(x, runs)

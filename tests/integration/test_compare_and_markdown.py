@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from finbisect.markdown import rate_interval
 from finbisect.minipy import linear_history
+from finbisect.stats import rate_interval
 from tests.conftest import CliResult, Hunt, invoke
 
 

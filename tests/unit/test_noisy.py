@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finbisect.noisy import NoisyBisection, beta_cdf, beta_quantile, z_channel_capacity
+from finbisect.noisy import NoisyBisection
 from finbisect.simulate import noisy_factory, simulate_hunt, simulate_many
+from finbisect.stats import beta_cdf, beta_quantile, z_channel_capacity
 from finbisect.strategy import OLD_END, AnswerStatus, CandidateGraph, ClassicBisection
 
 
