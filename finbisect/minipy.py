@@ -68,151 +68,17 @@ _DEFINE_RE = re.compile(r"^#define (?P<name>[A-Z_]+) (?P<value>-?\d+)$", re.MULT
 _NEWS = "Misc/NEWS"
 _NOTES = "Doc/notes.txt"
 
-_MAKEFILE = """\
-# minipy: `make` builds ./python; config.h holds the knobs the history changes.
-CFLAGS ?= -std=c99 -O0 -Wall
+# The C sources and Makefile live beside this module (package data), as files
+# an editor and a compiler can read directly.
+_SOURCES = Path(__file__).with_name("minipy_src")
 
-python: main.c gil.c config.h
-\t$(CC) $(CFLAGS) -o python main.c gil.c
-
-clean:
-\trm -f python *.o
-
-.PHONY: clean
-"""
-
-_MAIN_C = r"""/* main.c: minipy, a tiny stand-in for a CPython interpreter. */
-#define _POSIX_C_SOURCE 200809L
-#include <errno.h>
-#include <stdio.h>
-#include <string.h>
-
-void py_finalize(void);
-
-int main(int argc, char **argv)
-{
-    const char *path = argc > 1 ? argv[1] : "";
-    FILE *script = argc > 1 ? fopen(path, "r") : NULL;
-    int err = argc > 1 ? errno : ENOENT;
-    if (script == NULL) {
-        fprintf(stderr, "python: can't open file '%s': [Errno %d] %s\n",
-                path, err, strerror(err));
-        return 2;
-    }
-    long lines = 0;
-    int c, last = '\n';
-    while ((c = fgetc(script)) != EOF) {
-        if (c == '\n')
-            lines++;
-        last = c;
-    }
-    if (last != '\n')
-        lines++;
-    fclose(script);
-    printf("minipy 0.1: ran %s (%ld line%s)\n", path, lines, lines == 1 ? "" : "s");
-    fflush(stdout);
-    py_finalize();
-    return 0;
-}
-"""
-
-_GIL_C = r"""/* gil.c: interpreter finalization; its behaviour depends on config.h. */
-#define _POSIX_C_SOURCE 200809L
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
-#include "config.h"
-
-#if BROKEN_BUILD
-#error "gil.c: broken at this revision"
-#endif
-
-static unsigned long long rng_state;
-
-static void seed_rng(void)
-{
-    struct timespec ts;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f == NULL || fread(&rng_state, sizeof rng_state, 1, f) != 1) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        rng_state = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 32);
-    }
-    if (f != NULL)
-        fclose(f);
-    rng_state ^= (unsigned long long)getpid() << 16;
-    if (rng_state == 0)
-        rng_state = 0x9e3779b97f4a7c15ULL;
-}
-
-static unsigned long long next_random(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-static void fatal(const char *msg)
-{
-    /* No core files in the caller's directory. */
-    struct rlimit none = {0, 0};
-    setrlimit(RLIMIT_CORE, &none);
-    fprintf(stderr, "Fatal Python error: %s\n", msg);
-}
-
-void py_finalize(void)
-{
-    static int tstate;
-    seed_rng();
-    if (EXIT_SLOW_MS > 0 || EXIT_JITTER_MS > 0)
-        sleep_ms(EXIT_SLOW_MS + (long)(next_random() % (EXIT_JITTER_MS + 1ULL)));
-    if (UNRELATED_CRASH) {
-        fatal("Segmentation fault");
-        fprintf(stderr, "\nCurrent thread 0x%016lx (most recent call first):\n"
-                        "  File \"_io\", line 1 in flush\n", (unsigned long)getpid());
-        fflush(stderr);
-        raise(SIGSEGV);
-    }
-    if (EXIT_ERROR) {
-        fprintf(stderr, "Exception ignored in: <module 'threading'>\n"
-                        "RuntimeError: can't create new thread at interpreter shutdown\n");
-        exit(1);
-    }
-    if (EXIT_HANG) {
-        /* Wait for "daemon threads" that never finish: a child and a grandchild. */
-        fflush(NULL);
-        if (fork() == 0)
-            fork();
-        for (;;)
-            pause();
-    }
-    if ((int)(next_random() % 100ULL) < EXIT_CRASH_PERCENT) {
-        fatal("pthread_mutex_destroy(gil_mutex) failed");
-        fprintf(stderr, "Python runtime state: finalizing (tstate=%p)\n\n", (void *)&tstate);
-        fflush(stderr);
-        abort();
-    }
-}
-"""
 
 _STATIC_FILES: Mapping[str, str] = MappingProxyType(
     {
         ".gitignore": "python\n*.o\ncore\n",
         # Append-only logs: merging two branches keeps both sides' lines.
         ".gitattributes": f"{_NEWS} merge=union\n{_NOTES} merge=union\n",
-        "Makefile": _MAKEFILE,
-        "main.c": _MAIN_C,
-        "gil.c": _GIL_C,
+        **{name: (_SOURCES / name).read_text() for name in ("Makefile", "main.c", "gil.c")},
         "README": "minipy: a tiny interpreter whose exit behaviour is set by config.h.\n",
         _NEWS: "minipy NEWS\n===========\n",
         _NOTES: "minipy notes\n============\n",
