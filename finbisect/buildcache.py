@@ -119,9 +119,6 @@ class BuildCache:
         ]
         return sorted(found, key=lambda b: b.last_used, reverse=True)
 
-    def total_size(self) -> int:
-        return sum(b.size for b in self.entries())
-
     def prune(self, max_bytes: int, *, keep: Iterable[Path] = ()) -> list[CachedBuild]:
         """Remove least recently used builds until the cache fits in `max_bytes`.
 

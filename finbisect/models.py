@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 __all__ = [
     "Commit",
     "HuntKind",
-    "Observation",
     "Outcome",
     "OutcomeKind",
     "Result",
@@ -91,22 +90,11 @@ class Outcome:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Observation:
-    """All runs made at one revision during one visit."""
-
-    commit: Commit
-    outcomes: tuple[Outcome, ...] = ()
-
-    def count(self, run_class: RunClass) -> int:
-        return sum(1 for o in self.outcomes if o.run_class is run_class)
-
-    def count_kind(self, kind: OutcomeKind) -> int:
-        return sum(1 for o in self.outcomes if o.kind is kind)
-
-
-@dataclass(frozen=True, kw_only=True)
 class Step:
-    """One tested revision as reported: its build, its runs and the verdict drawn."""
+    """One tested revision (DESIGN's "observation"): its build, its runs, the verdict drawn.
+
+    A visit is one Step; the report merges a revision's visits into one.
+    """
 
     commit: Commit
     verdict: Verdict

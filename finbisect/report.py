@@ -27,7 +27,6 @@ from finbisect.state import HuntState
 
 __all__ = [
     "JSON_VERSION",
-    "NullProgress",
     "Progress",
     "compare_to_json",
     "format_compare",
@@ -70,23 +69,6 @@ class Progress(Protocol):
     def end_step(self, step: Step) -> None: ...
     def note(self, text: str) -> None: ...
     def close(self) -> None: ...
-
-
-class NullProgress:
-    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None:
-        pass
-
-    def activity(self, text: str) -> None:
-        pass
-
-    def end_step(self, step: Step) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class _PlainProgress:
