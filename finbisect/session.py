@@ -340,7 +340,7 @@ class _HuntLoop:
     def _check_endpoint(self, visit: Step) -> None:
         """Refuse endpoints that cannot be built or only fail in unrelated ways."""
         name = self._end_name(visit.commit.sha)
-        if not visit.outcomes:
+        if not visit.outcomes and visit.timing is None:
             raise BuildError(f"{name} {visit.commit.short} does not build: {visit.reason}")
         if visit.verdict is Verdict.SKIP:
             raise EndpointError(f"{name} {visit.commit.short} could not be judged: {visit.reason}")

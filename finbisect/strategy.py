@@ -172,6 +172,8 @@ class ClassicBisection:
             self.record_skip(index)
             return
         is_new = (symptoms > 0) == self.bug_is_new
+        if index == OLD_END and not self._pending_ends:
+            return  # the old end is old by definition when not being verified
         if self._pending_ends and index == self._pending_ends[0]:
             self._pending_ends.pop(0)
             if index == OLD_END and is_new:

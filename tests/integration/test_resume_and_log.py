@@ -115,3 +115,39 @@ def test_log_of_an_unknown_hunt(tmp_path: Path) -> None:
     result = invoke("log", "nope", "--cache-dir", str(tmp_path))
     assert result.exit_code == 2
     assert "no hunts recorded" in result.stderr
+
+
+def _cut_short(cache: Path, keep: int) -> None:
+    """Make the newest saved hunt look interrupted after `keep` visits."""
+    (path,) = cache.glob("repos/*/hunts/*/state.json")
+    state = json.loads(path.read_text())
+    state["status"] = "interrupted"
+    state["visits"] = state["visits"][:keep]
+    state["culprit"] = None
+    path.write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra"),
+    [("noisy", []), ("timing", ["--symptom", "slow"])],
+)
+def test_every_search_resumes_from_saved_visits(
+    tmp_path: Path, hunt: Hunt, cache: Path, kind: str, extra: list[str]
+) -> None:
+    if kind == "timing":
+        history = linear_history(
+            tmp_path / "repo", commits=10, culprit=6, symptom="slow", slow_ms=120, jitter_ms=5
+        )
+    else:
+        history = linear_history(tmp_path / "repo", commits=30, culprit=19, crash_percent=50)
+    first = hunt(history.path, history.good, history.bad, *extra)
+    assert first.exit_code == 0, first.stderr
+    _cut_short(cache, keep=3)
+    again = hunt(history.path, history.good, history.bad, *extra)
+    assert again.exit_code == 0, again.stderr
+    assert "resuming interrupted hunt" in again.stderr
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["culprit"]["sha"] == history.culprit
+    # The hunt's compilations are those of the saved visits; the rest came from the cache.
+    assert data["builds"] <= 3
+    assert data["cached_builds"] >= 1

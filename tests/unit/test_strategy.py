@@ -150,3 +150,12 @@ def test_merge_ancestors_are_unions() -> None:
     assert graph.ancestors == (0b0001, 0b0011, 0b0101, 0b1111)
     with pytest.raises(ValueError, match="before its parent"):
         CandidateGraph.from_parents(["a", "b"], {"a": ["b"]})
+
+
+def test_an_unverified_old_end_record_changes_nothing() -> None:
+    graph = CandidateGraph.linear(8)
+    search = ClassicBisection(graph, runs=1, bug_is_new=True, verify=False)
+    search.record(OLD_END, symptoms=0, clean=1)  # e.g. a timing hunt's calibrated end
+    assert search.remaining() == 8
+    _drive(search, graph, culprit=5)
+    assert search.answer().culprit == 5
