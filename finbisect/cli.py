@@ -6,7 +6,6 @@ usage errors are folded into that shape too.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import sys
@@ -18,15 +17,16 @@ import click
 from finbisect.build import BuildConfig
 from finbisect.cli_commands import COMMANDS
 from finbisect.cli_options import (
+    CACHE_SIZE_OPTION,
     JSON_OPTION,
     MARKDOWN_OPTION,
     POSITIVE,
+    build_options,
     check_writable,
     default_cache_dir,
     given_on_command_line,
     parse_regex,
     parse_run_symptoms,
-    parse_size_option,
 )
 from finbisect.cpython import Flavour, needs_test_modules, parse_workaround
 from finbisect.demo import demo_options, demo_workspace
@@ -102,30 +102,7 @@ def cli() -> None:
 )
 @click.option("--good", help="A revision that does not show the symptom.")
 @click.option("--bad", help="A revision that shows the symptom.")
-@click.option(
-    "--build-cmd", help="Shell command that builds a revision (default: CPython's own build)."
-)
-@click.option(
-    "--interpreter",
-    default="python",
-    show_default=True,
-    help="The built executable, relative to the checkout.",
-)
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="number of CPUs",
-    help="Build parallelism.",
-)
-@click.option(
-    "--build-timeout",
-    type=POSITIVE,
-    default=3600.0,
-    show_default=True,
-    help="Seconds a build may take before the revision is skipped.",
-)
+@build_options
 @click.option(
     "--flavour",
     type=click.Choice([f.value for f in Flavour]),
@@ -216,13 +193,7 @@ def cli() -> None:
     show_default="$FINBISECT_CACHE_DIR or the user cache",
     help="Where finbisect keeps its clone, builds and logs.",
 )
-@click.option(
-    "--cache-size",
-    default="20G",
-    show_default=True,
-    callback=lambda _c, _p, v: parse_size_option(v),
-    help="Cached builds kept, least recently used evicted first.",
-)
+@CACHE_SIZE_OPTION
 def run(
     *,
     repro: Path | None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shlex
 import signal
@@ -21,9 +20,11 @@ from finbisect.build import BuildConfig
 from finbisect.buildcache import BuildCache, format_size
 from finbisect.cli_options import (
     CACHE_DIR_OPTION,
+    CACHE_SIZE_OPTION,
     JSON_OPTION,
     MARKDOWN_OPTION,
     POSITIVE,
+    build_options,
     check_writable,
     parse_optional_symptoms,
     parse_regex,
@@ -166,10 +167,7 @@ def log(*, hunt_id: str | None, cache_dir: Path) -> int:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="Compare with this one script instead of recipes.",
 )
-@click.option("--build-cmd", help="Shell command that builds a revision (default: CPython's).")
-@click.option("--interpreter", default="python", show_default=True)
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1)
-@click.option("--build-timeout", type=POSITIVE, default=3600.0, show_default=True)
+@build_options
 @click.option("--flavour", type=click.Choice([f.value for f in Flavour]), help="With --repro.")
 @click.option("--symptom", "symptoms", callback=parse_optional_symptoms, help="Overrides recipes'.")
 @click.option("--match", callback=parse_regex, help="Overrides recipes'.")
@@ -185,7 +183,7 @@ def log(*, hunt_id: str | None, cache_dir: Path) -> int:
 @JSON_OPTION
 @MARKDOWN_OPTION
 @CACHE_DIR_OPTION
-@click.option("--cache-size", default="20G", callback=lambda _c, _p, v: parse_size_option(v))
+@CACHE_SIZE_OPTION
 def compare(
     *,
     a: str,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import platformdirs
@@ -13,11 +15,15 @@ from finbisect.buildcache import parse_size
 from finbisect.errors import UsageError
 from finbisect.models import OutcomeKind
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 __all__ = [
     "CACHE_DIR_OPTION",
+    "CACHE_SIZE_OPTION",
     "JSON_OPTION",
     "MARKDOWN_OPTION",
     "POSITIVE",
+    "build_options",
     "check_writable",
     "default_cache_dir",
     "given_on_command_line",
@@ -124,3 +130,46 @@ def check_writable(*paths: Path | None) -> None:
     for path in paths:
         if path is not None and not path.resolve().parent.is_dir():
             raise UsageError(f"directory does not exist: {path.parent} (for {path.name})")
+
+
+CACHE_SIZE_OPTION = click.option(
+    "--cache-size",
+    default="20G",
+    show_default=True,
+    callback=lambda _c, _p, v: parse_size_option(v),
+    help="Cached builds kept, least recently used evicted first.",
+)
+
+
+def build_options(command: F) -> F:
+    """--build-cmd, --interpreter, -j/--jobs, --build-timeout: how revisions are built."""
+    decorators = [
+        click.option(
+            "--build-cmd",
+            help="Shell command that builds a revision (default: CPython's own build).",
+        ),
+        click.option(
+            "--interpreter",
+            default="python",
+            show_default=True,
+            help="The built executable, relative to the checkout.",
+        ),
+        click.option(
+            "-j",
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=os.cpu_count() or 1,
+            show_default="number of CPUs",
+            help="Build parallelism.",
+        ),
+        click.option(
+            "--build-timeout",
+            type=POSITIVE,
+            default=3600.0,
+            show_default=True,
+            help="Seconds a build may take before the revision is skipped.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
