@@ -26,7 +26,7 @@ pytestmark = pytest.mark.cpython
 _CHECKOUT = os.environ.get("FINBISECT_CPYTHON", "")
 _MARKER = "finbisect-incremental-marker"
 # A C compiler invocation compiling one source file (possibly behind ccache).
-_COMPILE = re.compile(r"(?:^|\s)(?:\S*/)?(?:gcc|cc|clang)(?:-\d+)?\s.*\s-c\s")
+_COMPILE = re.compile(r"(?:^|\s)(?:\S*/)?(?:gcc|cc|clang)(?:-\d+)?\s(?:.*\s)?-c\s")
 _REPRO = """\
 import threading, time
 
@@ -125,8 +125,9 @@ def test_second_revision_builds_incrementally(checkout: Path, tmp_path: Path) ->
         second = builder.build(after)
         assert second.ok, _explain(second)
         compiled = _compiled(second)
-        # getcopyright.c, plus getbuildinfo.c which CPython recompiles on every build.
-        assert 1 <= len(compiled) <= 4, compiled
+        # getcopyright.c, plus what CPython's Makefile redoes at every relink
+        # (getbuildinfo.c; getpath.c and frozen.c after _freeze_module): 5 in 3.13.
+        assert 1 <= len(compiled) <= 10, compiled
         assert any("getcopyright.c" in line for line in compiled)
         assert second.seconds < first.seconds / 3
 
