@@ -48,6 +48,14 @@ _FLAVOUR_FLAGS: dict[Flavour, tuple[tuple[str, ...], str | None]] = {
     Flavour.TSAN: (("--with-thread-sanitizer",), "with_thread_sanitizer"),
     Flavour.NOGIL: (("--disable-gil",), "enable_gil"),
 }
+# Flavour -> build environment. configure adds -fsanitize=... to LDFLAGS, but trees
+# that link with another variable (Debian's makefile-bootstrap.diff, say) lose it;
+# make also reads LDFLAGS from the environment. LeakSanitizer would fail the
+# build at the first leaky build tool (_freeze_module): leaks are not the point.
+_FLAVOUR_ENV: dict[Flavour, tuple[tuple[str, str], ...]] = {
+    Flavour.ASAN: (("LDFLAGS", "+-fsanitize=address"), ("ASAN_OPTIONS", "detect_leaks=0")),
+    Flavour.TSAN: (("LDFLAGS", "+-fsanitize=thread"),),
+}
 # Flags that only save time, passed when the revision's configure knows them.
 _TIME_SAVERS = {"--without-ensurepip": "with_ensurepip"}
 _TEST_MODULES_FLAG = ("--disable-test-modules", "enable_test_modules")
@@ -201,12 +209,12 @@ def plan_build(
     flags += extra_flags
     applied = [w for w in (*WORKAROUNDS, *user_workarounds) if w.applies(version)]
     env: dict[str, str] = {}
-    for workaround in applied:
-        for name, value in workaround.env:
-            if value.startswith("+"):
-                env[name] = f"{env[name]} {value[1:]}" if name in env else f"+{value[1:]}"
-            else:
-                env[name] = value
+    settings = [*_FLAVOUR_ENV.get(flavour, ()), *(pair for w in applied for pair in w.env)]
+    for name, value in settings:
+        if value.startswith("+"):
+            env[name] = f"{env[name]} {value[1:]}" if name in env else f"+{value[1:]}"
+        else:
+            env[name] = value
     return BuildPlan(
         version=version,
         configure_flags=tuple(flags),

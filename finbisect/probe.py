@@ -62,6 +62,9 @@ def probe_env(base: Mapping[str, str]) -> dict[str, str]:
     """The user's environment, minus what would load another Python's files."""
     env = {k: v for k, v in base.items() if k not in _FOREIGN_PYTHON_VARS}
     env["PYTHONNOUSERSITE"] = "1"  # ~/.local site-packages belong to another build
+    # An ASan build's exit-time leak report would make every run an "error";
+    # use-after-free and friends are still reported. The user's setting wins.
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
     return env
 
 

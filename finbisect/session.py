@@ -402,7 +402,9 @@ class _HuntLoop:
             confidence=confidence,
             steps=steps,
             builds=self.builds,
-            cached_builds=sum(1 for v in self.visits if v.cached),
+            # Revisions whose interpreter came from the cache on their first visit
+            # (revisits within a hunt are not builds saved).
+            cached_builds=sum(1 for step in steps if step.cached),
             wall_seconds=wall_seconds,
             command=command,
             build=self.builder.config.description,

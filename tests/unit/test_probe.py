@@ -100,4 +100,10 @@ def test_env_drops_foreign_python_variables() -> None:
     env = probe_env(
         {"PATH": "/bin", "PYTHONPATH": "/x", "PYTHONHOME": "/y", "PYTHONFAULTHANDLER": "1"}
     )
-    assert env == {"PATH": "/bin", "PYTHONFAULTHANDLER": "1", "PYTHONNOUSERSITE": "1"}
+    assert env == {
+        "PATH": "/bin",
+        "PYTHONFAULTHANDLER": "1",
+        "PYTHONNOUSERSITE": "1",
+        "ASAN_OPTIONS": "detect_leaks=0",
+    }
+    assert probe_env({"ASAN_OPTIONS": "halt_on_error=1"})["ASAN_OPTIONS"] == "halt_on_error=1"
