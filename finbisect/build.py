@@ -15,6 +15,7 @@ revision is skipped), never an exception.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -35,6 +36,9 @@ __all__ = ["BuildConfig", "BuildResult", "Builder", "find_ccache"]
 
 # Files whose change makes a configured CPython tree stale.
 _CONFIGURE_INPUTS = ["configure", "Makefile.pre.in", "pyconfig.h.in", "Modules/Setup*"]
+_TREES = 2  # persistent build trees per configuration
+_FULL_BUILD = 10_000  # _rebuild_cost of a fresh tree or a reconfigure
+_HEADER_WEIGHT = 50  # a changed header recompiles many files
 _ERROR_LINE = re.compile(
     r"(\berror\b|\*\*\*|No such file|not found|undefined reference|Error \d+)", re.IGNORECASE
 )
@@ -103,14 +107,37 @@ class Builder:
         self.cache = cache
         self.fingerprint = config.fingerprint()
         self.ccache = find_ccache() if config.use_ccache else None
-        self._tree: Path | None = None
+        self.tree = workspace.root  # the tree of the build under way (set by build())
 
-    @property
-    def tree(self) -> Path:
-        """The persistent build tree for this configuration (created on first use)."""
-        if self._tree is None:
-            self._tree = self.workspace.worktree(f"build-{self.fingerprint}")
-        return self._tree
+    def _pick_tree(self, sha: str) -> Path:
+        """The persistent build tree that needs the least recompiling to reach `sha`.
+
+        Each configuration keeps up to `_TREES` trees. A bisection jumps back and
+        forth across the range; with one tree, every jump across a configure or
+        header change rebuilds everything, while a second tree can stay on the
+        other side of it.
+        """
+        names = [f"build-{self.fingerprint}-{k}" for k in range(_TREES)]
+        trees = [self.workspace.root / name for name in names]
+        existing = [t for t in trees if (t / ".git").is_file()]
+        costs = {t: self._rebuild_cost(t, sha) for t in existing}
+        if len(existing) < len(trees):
+            costs[trees[len(existing)]] = _FULL_BUILD
+        best = min(costs, key=lambda t: costs[t])
+        return self.workspace.worktree(best.name)
+
+    def _rebuild_cost(self, tree: Path, sha: str) -> int:
+        """A rough count of what make would recompile in `tree` to build `sha`."""
+        head = self.workspace.tree_head(tree)
+        if head is None:
+            return _FULL_BUILD
+        changed = self.workspace.changed_files(head, sha)
+        if any(fnmatch.fnmatchcase(path, p) for path in changed for p in _CONFIGURE_INPUTS):
+            # configure re-runs, and everything after it: a fresh tree costs as much
+            # and leaves this one on its side of the change for later jumps back.
+            return _FULL_BUILD + 1
+        headers = sum(1 for path in changed if path.endswith(".h"))
+        return min(_FULL_BUILD - 1, len(changed) + _HEADER_WEIGHT * headers)
 
     def check_tools(self) -> None:
         """Refuse early when the default recipe's tools are missing (exit 6)."""
@@ -150,6 +177,7 @@ class Builder:
             )
         log_path = self.logs / f"build-{sha[:12]}.log"
         log_path.unlink(missing_ok=True)
+        self.tree = self._pick_tree(sha)
         self.workspace.checkout(sha, self.tree)
         if self.config.command is not None:
             result = proc.run_shell(

@@ -200,6 +200,19 @@ class Workspace:
         except git.GitCommandError as exc:
             raise GitError(f"checkout of {sha[:12]} failed: {_git_error(exc)}") from None
 
+    def tree_head(self, tree: Path) -> str | None:
+        """The commit checked out in one of our work trees, if any."""
+        try:
+            return str(git.Git(tree).rev_parse("--verify", "--quiet", "HEAD"))
+        except git.GitCommandError:
+            return None
+
+    def changed_files(self, a: str, b: str) -> list[str]:
+        """Paths that differ between commits `a` and `b`."""
+        if a == b:
+            return []
+        return str(self.repo.git.diff("--name-only", "--no-renames", a, b)).splitlines()
+
     def show(self, sha: str, path: str) -> str | None:
         """The text of `path` at `sha`, or None if it does not exist there."""
         try:
