@@ -20,6 +20,7 @@ from finbisect.build import BuildConfig, Builder, BuildResult
 from finbisect.buildcache import BuildCache
 from finbisect.cpython import Flavour
 from finbisect.gitrepo import UserRepo, Workspace, locked_workspace
+from finbisect.probe import probe_env
 
 pytestmark = pytest.mark.cpython
 
@@ -80,11 +81,11 @@ def _workspace(cache_dir: Path, repo: Path, shas: list[str]) -> Iterator[Workspa
 
 
 def _python(interpreter: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    """Run a built interpreter the way the probe does (its environment included)."""
     return subprocess.run(
         [str(interpreter), *args],
         cwd=cwd,
-        env={**env, "PYTHONNOUSERSITE": "1"},
+        env=probe_env(os.environ),
         capture_output=True,
         text=True,
         timeout=120,
