@@ -388,7 +388,7 @@ def format_recipe_list(recipes: list[Recipe]) -> str:
         f"; hunts: {_hunt_text(r)}"
         for r in recipes
     ]
-    return "\n".join([*lines, f"{len(recipes)} recipes", ""])
+    return "\n".join([*lines, _count(len(recipes), "recipe"), ""])
 
 
 def format_recipe(recipe: Recipe) -> str:
@@ -421,7 +421,7 @@ def format_hunt_list(hunts: list[HuntState]) -> str:
         f"{'':<22}  {h.answer or f'{len(h.visits)} visits so far'}"
         for h in hunts
     ]
-    return "\n".join([*lines, f"{len(hunts)} hunts", ""])
+    return "\n".join([*lines, _count(len(hunts), "hunt"), ""])
 
 
 # -- compare ---------------------------------------------------------------------
@@ -468,3 +468,7 @@ def compare_to_json(result: CompareResult) -> dict[str, Any]:
             for r in result.rows
         ],
     }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
