@@ -36,11 +36,13 @@ import git
 from finbisect.errors import GitError
 
 __all__ = [
+    "AUTHORS",
     "DEFAULT_KNOBS",
+    "NOTES",
     "GeneratedHistory",
     "HistoryBuilder",
     "Symptom",
-    "demo_history",
+    "history_of",
     "linear_history",
     "merge_history",
 ]
@@ -66,7 +68,7 @@ _DEFAULT_AUTHOR = "Minipy Developer <dev@minipy.example.org>"
 _AUTHOR_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
 _DEFINE_RE = re.compile(r"^#define (?P<name>[A-Z_]+) (?P<value>-?\d+)$", re.MULTILINE)
 _NEWS = "Misc/NEWS"
-_NOTES = "Doc/notes.txt"
+NOTES = "Doc/notes.txt"
 
 # The C sources and Makefile live beside this module (package data), as files
 # an editor and a compiler can read directly.
@@ -77,11 +79,11 @@ _STATIC_FILES: Mapping[str, str] = MappingProxyType(
     {
         ".gitignore": "python\n*.o\ncore\n",
         # Append-only logs: merging two branches keeps both sides' lines.
-        ".gitattributes": f"{_NEWS} merge=union\n{_NOTES} merge=union\n",
+        ".gitattributes": f"{_NEWS} merge=union\n{NOTES} merge=union\n",
         **{name: (_SOURCES / name).read_text() for name in ("Makefile", "main.c", "gil.c")},
         "README": "minipy: a tiny interpreter whose exit behaviour is set by config.h.\n",
         _NEWS: "minipy NEWS\n===========\n",
-        _NOTES: "minipy notes\n============\n",
+        NOTES: "minipy notes\n============\n",
     }
 )
 
@@ -188,9 +190,9 @@ class HistoryBuilder:
         ``touch`` names the harmless file that records the change (``None``: only
         ``config.h`` changes, so ``knobs`` must change something). Returns the sha.
         """
-        return self._commit_knobs(subject, knobs, body=body, author=author, touch=touch)
+        return self.commit_knobs(subject, knobs, body=body, author=author, touch=touch)
 
-    def _commit_knobs(
+    def commit_knobs(
         self,
         subject: str,
         knobs: Mapping[str, int],
@@ -199,6 +201,7 @@ class HistoryBuilder:
         author: str | None = None,
         touch: str | None = _NEWS,
     ) -> str:
+        """`commit`, with the knobs as a mapping (for tables of commits)."""
         _check_knobs(knobs)
         new_knobs = {**self._knobs, **knobs}
         if touch is None and new_knobs == self._knobs and self._count > 0:
@@ -302,7 +305,7 @@ class GeneratedHistory:
     unrelated: tuple[str, ...] = ()  # revisions that segfault instead
 
 
-def _history(
+def history_of(
     builder: HistoryBuilder,
     *,
     good: str,
@@ -312,6 +315,8 @@ def _history(
     broken: Collection[str] = (),
     unrelated: Collection[str] = (),
 ) -> GeneratedHistory:
+    """The answer sheet for what `builder` made: ends, culprit, every sha of main."""
+
     def rev_list(*args: str) -> tuple[str, ...]:
         return tuple(builder._git("rev-list", "--reverse", *args, "main").split())
 
@@ -391,9 +396,9 @@ def linear_history(
             subject = f"gh-{1000 + i}: {verb} the {symptom} at exit"
         else:
             subject = f"gh-{1000 + i}: Routine change number {i}"
-        shas.append(builder._commit_knobs(subject, knobs))
+        shas.append(builder.commit_knobs(subject, knobs))
     good, bad = (shas[-1], shas[0]) if fix else (shas[0], shas[-1])
-    return _history(
+    return history_of(
         builder,
         good=good,
         bad=bad,
@@ -435,19 +440,19 @@ def merge_history(
             else {}
         )
         subject = f"gh-3000: Side change number {i}" + (" (the culprit)" if knobs else "")
-        side_shas.append(builder._commit_knobs(subject, knobs, touch=_NOTES, author=_AUTHORS[1]))
+        side_shas.append(builder.commit_knobs(subject, knobs, touch=NOTES, author=AUTHORS[1]))
     builder.switch("main")
     builder.commit("gh-2100: Main change while the branch is open")
     merge = builder.merge("feature", "Merge branch 'feature' into main")
     bad = merge
     for i in range(after):
         bad = builder.commit(f"gh-{2200 + i}: Main change after the merge {i}")
-    return _history(
+    return history_of(
         builder, good=good, bad=bad, culprit=side_shas[side_culprit], first_parent_culprit=merge
     )
 
 
-_AUTHORS = (
+AUTHORS = (
     "Ana Pires <ana.pires@example.org>",
     "Ben Okafor <bokafor@example.org>",
     "Chen Wei <chenwei@example.org>",
@@ -456,124 +461,3 @@ _AUTHORS = (
     "Farah Haddad <farah@example.org>",
     "Gustav Lindqvist <gustav@example.org>",
 )
-
-# The demo's mainline, oldest first: (subject, author index, knobs). Index 0 is
-# the initial import; "bpo-9901" is the culprit (about 2/3 in); the side
-# branch forks after "Issue #9411" and merges back at "Merge branch 'doc-gil'".
-_BREAK = {"BROKEN_BUILD": 1}
-_MEND = {"BROKEN_BUILD": 0}
-_NONE: dict[str, int] = {}
-_DEMO_MAIN: tuple[tuple[str, int, dict[str, int]], ...] = (
-    ("Initial import of minipy, a CPython look-alike", 0, _NONE),
-    ("Issue #7946: Introduce the new GIL implementation", 1, _NONE),
-    ("Issue #7946: Add sys.setswitchinterval() and sys.getswitchinterval()", 1, _NONE),
-    ("Issue #8063: Call _PyGILState_Init() earlier in Py_Initialize()", 2, _NONE),
-    ("Fix a typo in the threading documentation", 3, _NONE),
-    ("Issue #8193: Fix a reference leak in _thread.start_new_thread()", 2, _NONE),
-    ("Issue #7946: Remove the old ticks-based GIL", 1, _NONE),
-    ("Issue #8299: Improve GIL switching on multi-core machines", 1, _NONE),
-    ("Issue #8410: Fix a crash in PyThread_acquire_lock_timed() on macOS", 4, _NONE),
-    ("Issue #8604: Add a forced-switching flag to drop_gil()", 1, _NONE),
-    ("Issue #8844: Make lock acquisitions interruptible by signals", 5, _BREAK),
-    ("Issue #8844: Fix the build on platforms without sem_timedwait()", 5, _MEND),
-    ("Issue #9090: Retry accept() on EINTR in the socket module", 3, _NONE),
-    ("Update the copyright year", 0, _NONE),
-    ("Issue #9182: Document the FORCE_SWITCHING macro in ceval_gil.h", 6, _NONE),
-    ("Issue #9317: Fix a race in PyEval_ReInitThreads() after fork()", 2, _NONE),
-    ("Issue #9411: Allow specifying an encoding for site.py", 4, _NONE),
-    # -- the side branch "doc-gil" forks here --
-    ("Issue #9425: Make the import machinery work with unicode paths", 3, _NONE),
-    ("Issue #9512: Fix a memory leak in the ssl module", 5, _NONE),
-    ("Issue #9566: Fix compiler warnings on Windows x64", 2, _NONE),
-    ("Merge branch 'doc-gil': document the new GIL", 6, _NONE),
-    ("Issue #9603: Add os.pipe2() where available", 4, _NONE),
-    ("Issue #9632: Remove sys.setfilesystemencoding()", 3, _NONE),
-    ("bpo-9650: Fix strftime() with a negative year", 0, _NONE),
-    ("bpo-9684: Add a new test for thread switching latency", 1, _NONE),
-    ("bpo-9712: Fix tokenize on identifiers that start with non-ASCII", 5, _NONE),
-    ("bpo-9725: Handle Ctrl-C in threading.Thread.join()", 2, _NONE),
-    ("bpo-9741: Document the threading.main_thread() fallback", 6, _NONE),
-    ("bpo-9757: Add memoryview.release()", 4, _NONE),
-    ("bpo-9778: Make hash values the same type on all platforms", 3, _NONE),
-    ("bpo-9792: Rename PyEval_ThreadsInitialized() internals", 1, _NONE),
-    ("bpo-9807: Deprecate the --with-tsc configure flag", 0, _NONE),
-    ("bpo-9822: Fix a crash in the __missing__ lookup of defaultdict", 2, _NONE),
-    ("bpo-9834: Raise a better error for unbalanced parentheses", 5, _NONE),
-    ("bpo-9848: Speed up threading.Lock on Linux", 1, _NONE),
-    ("bpo-9858: Fix a compiler warning in _ssl.c", 4, _NONE),
-    ("bpo-9867: Retry EINTR in os.waitpid()", 3, _NONE),
-    ("bpo-9877: Expose sysconfig.get_makefile_filename()", 6, _NONE),
-    ("bpo-9884: Fix test_threading on FreeBSD buildbots", 2, _NONE),
-    ("bpo-9893: Remove the obsolete Misc/Vim/ files", 0, _NONE),
-    ("bpo-9901: Destroy the GIL at exit", 1, {"EXIT_CRASH_PERCENT": 100}),
-    ("bpo-9910: Add a flags argument to os.sendfile()", 5, _NONE),
-    ("bpo-9918: Fix a test_gdb failure with optimized builds", 3, _NONE),
-    ("bpo-9926: Wrap long lines in Python/ceval.c", 6, _NONE),
-    ("bpo-9935: Speed up pickling of instances of user-defined classes", 4, _NONE),
-    ("bpo-9944: Fix a typo in the Lib/test/lock_tests.py docstring", 0, _NONE),
-    ("gh-10018: Switch the eval breaker to C11 atomics", 2, _BREAK),
-    ("gh-10018: Fix the build with compilers without <stdatomic.h>", 2, _MEND),
-    ("gh-10041: Add a test for daemon threads at shutdown", 1, _NONE),
-    ("gh-10057: Document PYTHONMALLOC=debug in the dev guide", 6, _NONE),
-    ("gh-10073: Fix refleaks in test_concurrent_futures", 5, _NONE),
-    ("gh-10089: Use monotonic time for the GIL switch interval", 1, _NONE),
-    ("gh-10102: Fix the --with-pydebug build on AIX", 3, _NONE),
-    ("gh-10116: Make Py_FinalizeEx() report flush errors", 4, _NONE),
-    ("gh-10130: Add threading.excepthook tests", 2, _NONE),
-    ("gh-10145: Clean up Include/pythread.h", 0, _NONE),
-    ("gh-10159: Fix a deadlock in logging at shutdown", 5, _NONE),
-    ("gh-10172: Update the bundled libffi", 3, _NONE),
-    ("gh-10186: Fix test_faulthandler when run with -X dev", 6, _NONE),
-    ("gh-10199: Mention the GIL in the FAQ", 0, _NONE),
-)
-_DEMO_FORK_AFTER = 16
-_DEMO_MERGE_AT = 20
-_DEMO_SIDE: tuple[str, ...] = (
-    "Doc: Explain the switch interval in the threading HOWTO",
-    "Doc: Describe the GIL in the C API reference",
-    "Doc: Fix markup in the GIL section",
-)
-_DEMO_BODIES: Mapping[str, str] = MappingProxyType(
-    {
-        "Issue #7946: Introduce the new GIL implementation": (
-            "The new GIL uses a condition variable and a fixed switch interval\n"
-            "instead of counting bytecode ticks."
-        ),
-        "bpo-9901: Destroy the GIL at exit": (
-            "Py_Finalize() now destroys the GIL mutex and condition variables so\n"
-            "that embedders can call Py_Initialize() again.\n\n"
-            "See https://bugs.python.org/issue9901 for the discussion."
-        ),
-    }
-)
-
-
-def demo_history(path: Path, *, flaky: bool = False) -> GeneratedHistory:
-    """The demo: 60 mainline commits telling the GIL story, plus a merged doc branch.
-
-    ``bpo-9901: Destroy the GIL at exit`` (about 2/3 in) makes every exit abort with
-    ``pthread_mutex_destroy(gil_mutex) failed`` (with ``flaky``: about 30% of runs).
-    Two revisions do not build; good = the first commit, bad = the last.
-    """
-    builder = HistoryBuilder(path)
-    shas: list[str] = []
-    broken: list[str] = []
-    for index, (subject, author, step_knobs) in enumerate(_DEMO_MAIN):
-        knobs = step_knobs
-        if index == _DEMO_MERGE_AT:
-            shas.append(builder.merge("doc-gil", subject, author=_AUTHORS[author]))
-            continue
-        if flaky and "EXIT_CRASH_PERCENT" in knobs:
-            knobs = {"EXIT_CRASH_PERCENT": 30}
-        body = _DEMO_BODIES.get(subject, "")
-        shas.append(builder._commit_knobs(subject, knobs, body=body, author=_AUTHORS[author]))
-        if knobs == _BREAK:
-            broken.append(shas[-1])
-        if index == _DEMO_FORK_AFTER:
-            builder.branch("doc-gil")
-            for number, side_subject in enumerate(_DEMO_SIDE):
-                builder.commit(side_subject, author=_AUTHORS[6 - number], touch=_NOTES)
-            builder.switch("main")
-    builder.tag("v3.2.0a1", shas[_DEMO_FORK_AFTER])
-    culprit = next(sha for sha, step in zip(shas, _DEMO_MAIN, strict=True) if "9901" in step[0])
-    return _history(builder, good=shas[0], bad=shas[-1], culprit=culprit, broken=broken)

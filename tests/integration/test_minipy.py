@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from finbisect.demo import demo_history
 from finbisect.minipy import (
     DEFAULT_KNOBS,
     GeneratedHistory,
     HistoryBuilder,
-    demo_history,
     linear_history,
     merge_history,
 )
