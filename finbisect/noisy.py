@@ -62,13 +62,12 @@ import bisect
 import enum
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from finbisect.posterior import PRIOR_A, PRIOR_B, CellPosterior, Snapshot
 from finbisect.stats import (
     best_split,
     beta_mixture_quantile,
     beta_quantile,
-    log_beta,
     split_information,
 )
 from finbisect.strategy import (
@@ -82,11 +81,9 @@ from finbisect.strategy import (
 
 __all__ = ["NoisyBisection"]
 
-_A, _B = 1.0, 1.0  # Beta(1, 1) prior on p
 _TAIL = 0.05  # p_estimate's low/high: 5% and 95% quantiles
 _CALIBRATED_RATIO = 0.5  # calibration ends when p_low >= this x posterior mean
 _BATCHES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200)
-_ROBUST_TAIL = 0.1  # FOUND also needs the mass with p at this lower quantile (see _settle)
 _TOP = 10  # candidates listed in an inconclusive answer
 _EPS = 1e-12
 
@@ -97,30 +94,6 @@ class _Phase(enum.Enum):
     VERIFY = "verify clean end"
     SEARCH = "search"
     DONE = "done"
-
-
-class _Cell:
-    """Candidates on the same side of every tested revision, hence equally likely."""
-
-    __slots__ = ("clean", "lo", "mask", "size", "symptoms")
-
-    def __init__(self, mask: int, symptoms: int = 0, clean: int = 0) -> None:
-        self.mask = mask
-        self.size = mask.bit_count()
-        self.lo = (mask & -mask).bit_length() - 1
-        self.symptoms = symptoms
-        self.clean = clean
-
-
-@dataclass(frozen=True)
-class _Posterior:
-    cells: tuple[_Cell, ...]  # sorted by lowest member
-    probs: tuple[float, ...]  # mass of each cell
-    cum: tuple[float, ...]  # mass of the cells before each one (linear histories)
-    los: tuple[int, ...]
-
-    def each(self, i: int) -> float:
-        return self.probs[i] / self.cells[i].size
 
 
 class NoisyBisection:
@@ -154,15 +127,13 @@ class NoisyBisection:
         self.verify = verify
         self.bug_end = graph.new_end if bug_is_new else OLD_END
         self.clean_end = OLD_END if bug_is_new else graph.new_end
-        self._linear = all(a == (1 << (i + 1)) - 1 for i, a in enumerate(graph.ancestors))
-        self._cells = [_Cell(graph.everything)]
+        self._model = CellPosterior(graph, bug_is_new=bug_is_new)
         self._tested: dict[int, list[int]] = {}  # index -> [symptoms, clean]
         self._skipped = 0
         self._built: set[int] = set()
         self._runs = 0
         self._phase = _Phase.CALIBRATE
         self._answer = Answer(AnswerStatus.SEARCHING)
-        self._post: _Posterior | None = None
         self._groups: tuple[int, list[int]] | None = None  # (skip mask, groups) cache
         self.build_seconds, self.run_seconds, self.visit_seconds = 300.0, 5.0, 1.0
         self._measured: dict[str, list[float]] = {"build": [0.0, 0.0], "run": [0.0, 0.0]}
@@ -271,7 +242,7 @@ class NoisyBisection:
         if self._phase is _Phase.DONE:
             return 0
         pending = {_Phase.CALIBRATE: 2, _Phase.VERIFY: 1}.get(self._phase, 0)
-        post = self._posterior()
+        post = self._model.snapshot()
         entropy = -sum(
             w * math.log2(w / c.size) for c, w in zip(post.cells, post.probs, strict=True) if w > 0
         )
@@ -281,7 +252,7 @@ class NoisyBisection:
     def posterior(self) -> list[float]:
         """Posterior probability of each candidate being the culprit."""
         out = [0.0] * len(self.graph)
-        post = self._posterior()
+        post = self._model.snapshot()
         for i, cell in enumerate(post.cells):
             each = post.each(i)
             for c in bits(cell.mask):
@@ -291,8 +262,8 @@ class NoisyBisection:
     def p_estimate(self) -> tuple[float, float, float]:
         """p at the bug side: posterior mean and 5%/95% quantiles (integrated over c)."""
         parts = [
-            (w, _A + c.symptoms, _B + c.clean)
-            for c, w in zip(self._posterior().cells, self._posterior().probs, strict=True)
+            (w, PRIOR_A + c.symptoms, PRIOR_B + c.clean)
+            for c, w in zip(self._model.snapshot().cells, self._model.snapshot().probs, strict=True)
             if w > 1e-6
         ]
         total = sum(w for w, _, _ in parts)
@@ -312,8 +283,8 @@ class NoisyBisection:
     def _calibrated(s: float, f: float) -> bool:
         if s <= 0:
             return False
-        low = beta_quantile(_TAIL, _A + s, _B + f)
-        return low >= _CALIBRATED_RATIO * (_A + s) / (_A + _B + s + f)
+        low = beta_quantile(_TAIL, PRIOR_A + s, PRIOR_B + f)
+        return low >= _CALIBRATED_RATIO * (PRIOR_A + s) / (PRIOR_A + PRIOR_B + s + f)
 
     def _calibration_batch(self) -> int:
         s, f = self._stats(self.bug_end)
@@ -337,7 +308,7 @@ class NoisyBisection:
 
     def _clean_end_runs(self) -> int:
         s, f = self._stats(self.bug_end)
-        low = beta_quantile(_TAIL, _A + s, _B + f)
+        low = beta_quantile(_TAIL, PRIOR_A + s, PRIOR_B + f)
         if low >= 1.0 - _EPS:
             return 1
         need = math.ceil(math.log(1.0 - self.confidence) / math.log1p(-low))
@@ -368,12 +339,15 @@ class NoisyBisection:
             return
         if self._phase is not _Phase.SEARCH:
             return
-        post = self._posterior()
+        post = self._model.snapshot()
         if not post.cells:  # contradictory runs: no candidate explains them all
             self._finish(AnswerStatus.AMBIGUOUS, [])
             return
         best = max(range(len(post.cells)), key=post.each)
-        if post.each(best) >= self.confidence and self._robust_mass(post, best) >= self.confidence:
+        if (
+            post.each(best) >= self.confidence
+            and self._model.robust_mass(post, best) >= self.confidence
+        ):
             self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, post.each(best))])
             return
         if self._skipped:
@@ -383,96 +357,6 @@ class NoisyBisection:
                 if sum(mass[c] for c in members) >= self.confidence:
                     self._finish(AnswerStatus.AMBIGUOUS, [(c, mass[c]) for c in members])
                     return
-
-    # -- posterior -------------------------------------------------------------------
-    def _bug_mask(self, index: int) -> int:
-        """Candidates under which `index` is on the bug side."""
-        new = 0 if index == OLD_END else self.graph.ancestors[index]
-        return new if self.bug_is_new else self.graph.everything & ~new
-
-    def _observe(self, index: int, symptoms: int, clean: int) -> None:
-        bug = self._bug_mask(index)
-        stats = self._tested.setdefault(index, [0, 0])
-        if stats == [0, 0]:  # first runs here: split the cells it cuts
-            cells = []
-            for cell in self._cells:
-                inside = cell.mask & bug
-                if inside and inside != cell.mask:
-                    cells.append(_Cell(inside, cell.symptoms, cell.clean))
-                    cells.append(_Cell(cell.mask & ~bug, cell.symptoms, cell.clean))
-                else:
-                    cells.append(cell)
-            self._cells = cells
-        stats[0] += symptoms
-        stats[1] += clean
-        kept = []
-        for cell in self._cells:
-            if cell.mask & bug:
-                cell.symptoms += symptoms
-                cell.clean += clean
-                kept.append(cell)
-            elif not symptoms:
-                kept.append(cell)
-        self._cells = kept
-        self._post = None
-
-    def _posterior(self) -> _Posterior:
-        if self._post is None:
-            cells = sorted(self._cells, key=lambda c: c.lo)
-            logs = [math.log(c.size) + log_beta(_A + c.symptoms, _B + c.clean) for c in cells]
-            top = max(logs, default=0.0)
-            weights = [math.exp(w - top) for w in logs]
-            total = sum(weights)
-            probs = tuple(w / total for w in weights)
-            cum, run = [], 0.0
-            for w in probs:
-                cum.append(run)
-                run += w
-            self._post = _Posterior(tuple(cells), probs, tuple(cum), tuple(c.lo for c in cells))
-        return self._post
-
-    def _robust_mass(self, post: _Posterior, best: int) -> float:
-        """The mass of cell `best`'s candidate with p fixed at its lower quantile."""
-        cell = post.cells[best]
-        low = beta_quantile(_ROBUST_TAIL, _A + cell.symptoms, _B + cell.clean)
-        logs = [
-            math.log(c.size) + c.symptoms * math.log(low) + c.clean * math.log1p(-low)
-            for c in post.cells
-        ]
-        top = max(logs)
-        weights = [math.exp(w - top) for w in logs]
-        return weights[best] / cell.size / sum(weights)
-
-    def _mass_upto(self, post: _Posterior, x: int) -> float:
-        """Mass of candidates <= x on a linear history."""
-        i = bisect.bisect_right(post.los, x) - 1
-        if i < 0:
-            return 0.0
-        cell = post.cells[i]
-        return post.cum[i] + post.each(i) * min(x - cell.lo + 1, cell.size)
-
-    def _bug_mass(self, post: _Posterior, x: int) -> float:
-        if self._linear:
-            upto = self._mass_upto(post, x)
-            return upto if self.bug_is_new else 1.0 - upto
-        bug = self._bug_mask(x)
-        return sum(
-            post.each(i) * (cell.mask & bug).bit_count() for i, cell in enumerate(post.cells)
-        )
-
-    def _top(self, limit: int = _TOP) -> list[tuple[int, float]]:
-        """Most probable candidates, until `confidence` of the mass or `limit` of them."""
-        post = self._posterior()
-        order = sorted(range(len(post.cells)), key=lambda i: -post.each(i))
-        out: list[tuple[int, float]] = []
-        held = 0.0
-        for i in order:
-            for c in bits(post.cells[i].mask):
-                if held >= self.confidence or len(out) >= limit:
-                    return out
-                out.append((c, post.each(i)))
-                held += post.each(i)
-        return out
 
     def _ambiguity_groups(self) -> list[int]:
         """Sets of 2+ candidates that no buildable revision can tell apart."""
@@ -498,11 +382,23 @@ class NoisyBisection:
         self._groups = (self._skipped, groups)
         return groups
 
+    # -- posterior -------------------------------------------------------------------
+    def _observe(self, index: int, symptoms: int, clean: int) -> None:
+        stats = self._tested.setdefault(index, [0, 0])
+        self._model.observe(index, symptoms, clean, first=stats == [0, 0])
+        stats[0] += symptoms
+        stats[1] += clean
+
+    def _top(self, limit: int = _TOP) -> list[tuple[int, float]]:
+        """Most probable candidates, until `confidence` of the mass or `limit` of them."""
+        return self._model.top(self.confidence, limit)
+
     # -- choosing the next visit -----------------------------------------------------
-    def _no_symptom(self, post: _Posterior, longest: int) -> list[float]:
+    def _no_symptom(self, post: Snapshot, longest: int) -> list[float]:
         """E[(1-p)^j] under p's posterior, for j = 0..longest."""
         parts = [
-            (w, _A + c.symptoms, _B + c.clean) for c, w in zip(post.cells, post.probs, strict=True)
+            (w, PRIOR_A + c.symptoms, PRIOR_B + c.clean)
+            for c, w in zip(post.cells, post.probs, strict=True)
         ]
         parts = [part for part in parts if part[0] > 1e-4] or parts
         total = sum(w for w, _, _ in parts)
@@ -514,10 +410,10 @@ class NoisyBisection:
                 term *= (b + j) / (a + b + j)
         return out
 
-    def _fresh_options(self, post: _Posterior, targets: Iterable[float]) -> set[int]:
+    def _fresh_options(self, post: Snapshot, targets: Iterable[float]) -> set[int]:
         """Unbuilt, buildable candidates worth scoring."""
         free = self.graph.everything & ~self._skipped
-        if not self._linear:
+        if not self._model.linear:
             return {x for x in bits(free) if x not in self._built}
         out: set[int] = set()
         n = len(self.graph)
@@ -536,7 +432,7 @@ class NoisyBisection:
         return out
 
     def _plan(self) -> SearchRequest | None:
-        post = self._posterior()
+        post = self._model.snapshot()
         longest = min(self.max_runs - self._runs, _BATCHES[-1])
         batches = [b for b in _BATCHES if b <= longest]
         no_sym = self._no_symptom(post, batches[-1])
@@ -552,7 +448,7 @@ class NoisyBisection:
         options += [(x, False) for x in self._fresh_options(post, targets)]
         best: tuple[float, int] | None = None
         for x, built in options:
-            m = self._bug_mass(post, x)
+            m = self._model.bug_mass(post, x)
             if not _EPS < m < 1.0 - _EPS:
                 continue
             fixed = self.visit_seconds + (0.0 if built else self.build_seconds)
@@ -566,7 +462,7 @@ class NoisyBisection:
         if best is None:
             return None
         x = best[1]
-        m = self._bug_mass(post, x)
+        m = self._model.bug_mass(post, x)
         _, runs = max(
             (split_information(m, t) / (self.visit_seconds + b * self.run_seconds), b)
             for b, t in zip(batches, hits, strict=True)
