@@ -269,8 +269,8 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def bundled_recipes_dir() -> Path:
-    """The recipes shipped with finbisect: ``recipes/`` beside the package."""
-    return Path(__file__).resolve().parent.parent / "recipes"
+    """The recipes shipped with finbisect: package data, so wheels carry them too."""
+    return Path(__file__).resolve().parent / "recipe_files"
 
 
 def load_all(directory: str | Path | None = None) -> list[Recipe]:
