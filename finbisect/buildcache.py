@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["BuildCache", "CachedBuild", "format_size", "parse_size"]
+__all__ = ["RECENT_USE_SECONDS", "BuildCache", "CachedBuild", "format_size", "parse_size"]
 
 _META = "build.json"
 _META_VERSION = 1
@@ -50,6 +50,11 @@ class CachedBuild:
             return (self.path / _META).stat().st_mtime
         except OSError:
             return 0.0
+
+
+# A hunt's automatic pruning spares builds used this recently: another hunt sharing
+# the cache may be running one (the bound may be exceeded for that long).
+RECENT_USE_SECONDS = 3600.0
 
 
 class BuildCache:
@@ -119,19 +124,24 @@ class BuildCache:
         ]
         return sorted(found, key=lambda b: b.last_used, reverse=True)
 
-    def prune(self, max_bytes: int, *, keep: Iterable[Path] = ()) -> list[CachedBuild]:
+    def prune(
+        self, max_bytes: int, *, keep: Iterable[Path] = (), spare_used_within: float = 0
+    ) -> list[CachedBuild]:
         """Remove least recently used builds until the cache fits in `max_bytes`.
 
-        Builds holding any path in `keep` (e.g. interpreters in use) stay.
+        Builds holding any path in `keep` (e.g. interpreters in use) stay, and so
+        do builds used less than `spare_used_within` seconds ago: another hunt
+        sharing this cache may be running one right now.
         """
         kept = list(keep)
         entries = self.entries()
         total = sum(b.size for b in entries)
         removed = []
+        recent = time.time() - spare_used_within
         for build in reversed(entries):  # least recently used first
             if total <= max_bytes:
                 break
-            if any(build.path in path.parents for path in kept):
+            if any(build.path in path.parents for path in kept) or build.last_used > recent:
                 continue
             shutil.rmtree(build.path, ignore_errors=True)
             total -= build.size

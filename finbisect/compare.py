@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from finbisect.build import BuildConfig, Builder, BuildResult
-from finbisect.buildcache import BuildCache
+from finbisect.buildcache import RECENT_USE_SECONDS, BuildCache
 from finbisect.cpython import Flavour
 from finbisect.errors import BuildError, GitError
 from finbisect.gitrepo import UserRepo, Workspace, locked_workspace
@@ -157,7 +157,7 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
                 )
             )
         used = [i for pair in interpreters.values() for i in pair]
-        cache.prune(options.cache_size, keep=used)
+        cache.prune(options.cache_size, keep=used, spare_used_within=RECENT_USE_SECONDS)
         return CompareResult(
             a=workspace.commit(a),
             b=workspace.commit(b),

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from finbisect.build import Builder
-from finbisect.buildcache import BuildCache
+from finbisect.buildcache import RECENT_USE_SECONDS, BuildCache
 from finbisect.errors import (
     BuildError,
     EndpointError,
@@ -123,8 +123,9 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         except FinbisectError as exc:
             _end(state, "failed", exc.message)
             raise
-        # Keep the cache within bounds, never evicting what this hunt used.
-        cache.prune(options.cache_size, keep=loop.used_builds)
+        # Keep the cache within bounds, never evicting what this hunt used nor what a
+        # concurrent hunt may be running.
+        cache.prune(options.cache_size, keep=loop.used_builds, spare_used_within=RECENT_USE_SECONDS)
         result = loop.result(again, wall_seconds=time.monotonic() - started)
         loop.finish(result)
         return result
