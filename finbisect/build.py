@@ -55,6 +55,7 @@ class BuildConfig:
     configure_flags: tuple[str, ...] = ()  # extra flags for CPython's configure
     workarounds: tuple[Workaround, ...] = ()  # the user's additions to cpython.WORKAROUNDS
     test_modules: bool = False  # the repro imports _testcapi & co.
+    extension_modules: bool = True  # the repro imports more than the built-in modules
     use_ccache: bool = True
 
     @property
@@ -73,6 +74,7 @@ class BuildConfig:
             "configure_flags": list(self.configure_flags),
             "workarounds": [w.name for w in self.workarounds],
             "test_modules": self.test_modules,
+            "extension_modules": self.extension_modules,
         }
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -244,6 +246,7 @@ class Builder:
             makefile_text=_read(tree / "Makefile.pre.in"),
             patchlevel_text=_read(tree / "Include" / "patchlevel.h"),
             test_modules=self.config.test_modules,
+            extension_modules=self.config.extension_modules,
             extra_flags=self.config.configure_flags,
             user_workarounds=self.config.workarounds,
         )

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import ast
 import enum
 import re
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ __all__ = [
     "Flavour",
     "Version",
     "Workaround",
+    "needs_extension_modules",
     "needs_test_modules",
     "parse_version",
     "parse_workaround",
@@ -65,6 +67,34 @@ _TEST_MODULE_IMPORT = re.compile(r"\b_test\w*capi\b|\b_testmultiphase\b|\b_testb
 def needs_test_modules(repro_text: str) -> bool:
     """Does the repro import one of the test extension modules (_testcapi & co.)?"""
     return _TEST_MODULE_IMPORT.search(repro_text) is not None
+
+
+# Modules that import with no extension module built (3.12+: only the built-in
+# ones, from `make python platform`), checked on a real 3.13 build; the ones a
+# finalization repro uses. Anything else, or imports we cannot see, builds them all.
+_CORE_MODULE_NAMES = """
+    __future__ _thread abc atexit builtins codecs collections contextlib copy errno
+    faulthandler functools gc io itertools linecache logging operator os queue re sched
+    signal stat string sys textwrap threading time traceback types typing warnings weakref
+"""
+CORE_MODULES = frozenset(_CORE_MODULE_NAMES.split())
+# Code the import statements do not show: dynamic imports, child interpreters.
+_HIDDEN_IMPORTS = re.compile(r"__import__|import_module|\bexec\(|sys\.executable")
+
+
+def needs_extension_modules(repro_text: str) -> bool:
+    """Does the repro need more than the built-in modules (see CORE_MODULES)?"""
+    try:
+        tree = ast.parse(repro_text)
+    except (SyntaxError, ValueError):
+        return True  # Python 2 syntax, say: we cannot tell, so build everything
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module.partition(".")[0])
+    return bool(imported - CORE_MODULES) or _HIDDEN_IMPORTS.search(repro_text) is not None
 
 
 @dataclass(frozen=True, order=True)
@@ -193,6 +223,7 @@ def plan_build(
     makefile_text: str,
     patchlevel_text: str,
     test_modules: bool,
+    extension_modules: bool,
     extra_flags: Sequence[str] = (),
     user_workarounds: Iterable[Workaround] = (),
 ) -> BuildPlan:
@@ -219,21 +250,26 @@ def plan_build(
         version=version,
         configure_flags=tuple(flags),
         env=tuple(sorted(env.items())),
-        make_targets=_make_targets(version, makefile_text),
+        make_targets=_make_targets(
+            version, makefile_text, extension_modules=extension_modules or test_modules
+        ),
         workarounds=tuple(w.name for w in applied),
     )
 
 
-def _make_targets(version: Version | None, makefile_text: str) -> tuple[str, ...]:
-    """What to build: the interpreter, its platform files and its extension modules.
+def _make_targets(
+    version: Version | None, makefile_text: str, *, extension_modules: bool
+) -> tuple[str, ...]:
+    """What to build: the interpreter, its platform files, its extension modules if needed.
 
     From 3.12 every module the probe needs (time, _thread, _signal, faulthandler,
     posix) is built in, and extension modules are built by the Makefile, so
-    `python platform sharedmods` skips only what nobody runs (test programs, gdb
-    hooks, scripts). Before 3.12, setup.py builds modules as part of the default
-    target, which is therefore what we ask for.
+    `python platform` is enough unless the repro imports more (`sharedmods`, about
+    a quarter of a 3.13 build). Test programs, gdb hooks and scripts are never built.
+    Before 3.12, setup.py builds modules as part of the default target, which is
+    therefore what we ask for.
     """
     has = {t for t in ("platform", "sharedmods") if re.search(rf"^{t}:", makefile_text, re.M)}
     if version is not None and version >= Version(3, 12) and has == {"platform", "sharedmods"}:
-        return ("python", "platform", "sharedmods")
+        return ("python", "platform", *(("sharedmods",) if extension_modules else ()))
     return ()

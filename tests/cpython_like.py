@@ -29,7 +29,9 @@ python: main.c crash.h
 \techo "$@" >> compile.log
 
 platform: python
+	echo platform >> targets.log
 sharedmods: python
+	echo sharedmods >> targets.log
 """
 
 MAIN_C = """\

@@ -47,8 +47,10 @@ def test_default_recipe_passes_the_flags_the_revision_knows(
     (tree,) = _build_trees(cache)
     args = (tree / "config.args").read_text().split()
     assert args == ["--with-pydebug", "--without-ensurepip", "--disable-test-modules"]
-    # 3.12+: only the interpreter, its platform files and extension modules are built.
+    # 3.12+: only the interpreter and its platform files; the repro (threading)
+    # needs no extension module.
     assert (tree / "compile.log").read_text().split()[-1] == "python"
+    assert set((tree / "targets.log").read_text().split()) == {"platform"}
 
 
 def test_a_repro_that_imports_test_modules_gets_them(tmp_path: Path, cache: Path) -> None:
@@ -62,6 +64,20 @@ def test_a_repro_that_imports_test_modules_gets_them(tmp_path: Path, cache: Path
     assert result.exit_code == 0, result.stderr
     (tree,) = _build_trees(cache)
     assert (tree / "config.args").read_text().split() == ["--without-ensurepip"]
+    assert "sharedmods" in (tree / "targets.log").read_text().split()
+
+
+def test_a_repro_that_imports_extension_modules_gets_them(tmp_path: Path, cache: Path) -> None:
+    history = cpython_like_history(tmp_path / "repo", commits=4, culprit=2)
+    repro = tmp_path / "uses_subprocess.py"
+    repro.write_text("import subprocess, sys\nsubprocess.run([sys.executable, '-c', '1'])\n")
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad
+    )
+    assert result.exit_code == 0, result.stderr
+    (tree,) = _build_trees(cache)
+    assert (tree / "config.args").read_text().split()[-1] == "--disable-test-modules"
+    assert set((tree / "targets.log").read_text().split()) == {"platform", "sharedmods"}
 
 
 def test_configure_reruns_only_when_its_inputs_change(

@@ -62,13 +62,14 @@ def _git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def _config(flavour: Flavour = Flavour.PYDEBUG) -> BuildConfig:
+def _config(flavour: Flavour = Flavour.PYDEBUG, *, extension_modules: bool = True) -> BuildConfig:
     return BuildConfig(
         command=None,
         interpreter="python",
         jobs=os.cpu_count() or 1,
         timeout=3600.0,
         flavour=flavour,
+        extension_modules=extension_modules,
     )
 
 
@@ -142,6 +143,9 @@ def test_second_revision_builds_incrementally(checkout: Path, tmp_path: Path) ->
             ran = _python(interpreter, str(repro), cwd=tmp_path)
             assert ran.returncode == 0, ran.stderr
             assert ran.stdout.strip() == "repro done"
+            # Built with extension modules (a repro importing subprocess gets them).
+            ran = _python(interpreter, "-c", "import socket, subprocess, asyncio", cwd=tmp_path)
+            assert ran.returncode == 0, ran.stderr
 
         again = builder.build(after)  # a third request compiles nothing
         assert again.cached
@@ -165,7 +169,7 @@ def test_flavour_builds_and_runs(checkout: Path, tmp_path: Path, flavour: Flavou
     with _workspace(tmp_path / "cache", checkout, [head]) as workspace:
         builder = Builder(
             workspace,
-            _config(flavour),
+            _config(flavour, extension_modules=False),  # what `import threading` & co. get
             tmp_path / "logs",
             BuildCache(tmp_path / "cache" / "builds"),
         )
@@ -178,3 +182,6 @@ def test_flavour_builds_and_runs(checkout: Path, tmp_path: Path, flavour: Flavou
         ran = _python(built.interpreter, "-c", code, cwd=tmp_path)
         assert ran.returncode == 0, ran.stdout + ran.stderr
         assert ran.stdout.strip().endswith("imports ok")
+        # Nothing more was built: no extension module (socket is one from 3.12).
+        shared = _python(built.interpreter, "-c", "import socket", cwd=tmp_path)
+        assert "No module named" in shared.stderr

@@ -7,6 +7,7 @@ import pytest
 from finbisect.cpython import (
     Flavour,
     Version,
+    needs_extension_modules,
     needs_test_modules,
     parse_version,
     parse_workaround,
@@ -53,6 +54,7 @@ def test_flavour_flags(flavour: Flavour, flags: tuple[str, ...]) -> None:
         makefile_text=MAKEFILE_312,
         patchlevel_text=_patchlevel(3, 13),
         test_modules=False,
+        extension_modules=True,
     )
     assert plan.configure_flags == (*flags, "--without-ensurepip", "--disable-test-modules")
     assert plan.make_targets == ("python", "platform", "sharedmods")
@@ -61,6 +63,28 @@ def test_flavour_flags(flavour: Flavour, flags: tuple[str, ...]) -> None:
         assert plan.env == ()
     else:  # some trees (Debian's) drop configure's LDFLAGS; make reads ours
         assert dict(plan.env)["LDFLAGS"] == f"+-fsanitize={sanitizer}"
+
+
+@pytest.mark.parametrize(
+    ("test_modules", "extension_modules", "targets"),
+    [
+        (False, False, ("python", "platform")),  # built-in modules only
+        (False, True, ("python", "platform", "sharedmods")),
+        (True, False, ("python", "platform", "sharedmods")),  # _testcapi is a shared module
+    ],
+)
+def test_only_the_modules_the_repro_needs_are_built(
+    test_modules: bool, extension_modules: bool, targets: tuple[str, ...]
+) -> None:
+    plan = plan_build(
+        flavour=Flavour.PYDEBUG,
+        configure_text=CONFIGURE_313,
+        makefile_text=MAKEFILE_312,
+        patchlevel_text=_patchlevel(3, 13),
+        test_modules=test_modules,
+        extension_modules=extension_modules,
+    )
+    assert plan.make_targets == targets
 
 
 @pytest.mark.parametrize(
@@ -84,6 +108,7 @@ def test_old_trees_build_the_default_target_with_workarounds() -> None:
         makefile_text=MAKEFILE_27,
         patchlevel_text=_patchlevel(2, 7, 8),
         test_modules=False,
+        extension_modules=False,
         user_workarounds=[parse_workaround("2.7..2.8:CFLAGS=+-O0"), parse_workaround("X=1")],
     )
     assert plan.make_targets == ()  # setup.py builds the modules as part of `all`
@@ -112,3 +137,21 @@ def test_workaround_ranges() -> None:
 )
 def test_test_module_detection(text: str, needed: bool) -> None:
     assert needs_test_modules(text) is needed
+
+
+@pytest.mark.parametrize(
+    ("text", "needed"),
+    [
+        ("import os, sys, threading\nimport time", False),
+        ("from concurrent.futures import ThreadPoolExecutor", True),
+        ("def f():\n    import socket", True),  # imports anywhere count
+        ("import logging.handlers", False),
+        ("import subprocess", True),
+        ("import os\nos.system(sys.executable + ' -c pass')", True),  # a child's imports
+        ("import importlib\nimportlib.import_module('x')", True),
+        ("print 'python 2'", True),  # cannot parse: build everything
+        ("import _testcapi", True),
+    ],
+)
+def test_extension_module_detection(text: str, needed: bool) -> None:
+    assert needs_extension_modules(text) is needed
