@@ -58,7 +58,9 @@ def test_compare_with_recipes_selects_by_id(tmp_path: Path) -> None:
 def test_run_writes_a_markdown_report(tmp_path: Path, hunt: Hunt) -> None:
     history = linear_history(tmp_path / "repo", commits=20, culprit=12, crash_percent=50)
     md = tmp_path / "report.md"
-    result = hunt(history.path, history.good, history.bad, "--markdown", str(md))
+    result = hunt(
+        history.path, history.good, history.bad, "--markdown", str(md), "--confidence", "0.999"
+    )
     assert result.exit_code == 0, result.stderr
     text = md.read_text()
     assert f"introduced by [`{history.culprit[:10]}`]" in text
