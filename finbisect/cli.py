@@ -355,7 +355,14 @@ def demo(
             f"finbisect demo: generated {options.repo} ({options.good[:10]}..{options.bad[:10]})",
             err=True,
         )
-        return _run_and_report(options, json_path, markdown_path)
+        code = _run_and_report(options, json_path, markdown_path)
+    if directory is None:  # the reproduce line above names files that are gone now
+        click.echo(
+            f"finbisect demo: removed {where}; `finbisect demo --dir DIR` keeps the "
+            "repository, repro and cache to rerun the hunt",
+            err=True,
+        )
+    return code
 
 
 for _command in COMMANDS:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -237,6 +238,18 @@ def test_the_installed_command_runs_the_demo(tmp_path: Path) -> None:
     assert {"ref": "bpo-9901", "url": "https://bugs.python.org/issue9901"} in data["culprit"][
         "refs"
     ]
+
+
+def test_demo_without_a_directory_leaves_nothing_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = invoke("demo")
+    assert result.exit_code == 0, result.stderr
+    assert "introduced by" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+    assert "removed" in result.stderr.splitlines()[-1]
+    assert "finbisect demo --dir DIR" in result.stderr
 
 
 def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:
