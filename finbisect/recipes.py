@@ -269,7 +269,11 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def bundled_recipes_dir() -> Path:
-    """The recipes shipped with finbisect: package data, so wheels carry them too."""
+    """The recipes shipped with finbisect.
+
+    They live in the project's ``recipes/``; ``finbisect/recipe_files`` links there,
+    so that a wheel carries them as package data.
+    """
     return Path(__file__).resolve().parent / "recipe_files"
 
 
