@@ -66,15 +66,20 @@ class BuildConfig:
         return f"CPython {self.flavour.value}" + (f" {extra}" if extra else "")
 
     def fingerprint(self) -> str:
-        """Identifies what a build produces: everything but parallelism and ccache."""
+        """Identifies what a build produces: everything but parallelism and ccache.
+
+        The user's own build command ignores the CPython recipe's settings, so they
+        do not split its cache (two repros importing different modules share builds).
+        """
+        cpython = self.command is None
         what = {
             "command": self.command,
             "interpreter": self.interpreter,
-            "flavour": None if self.command is not None else self.flavour.value,
+            "flavour": self.flavour.value if cpython else None,
             "configure_flags": list(self.configure_flags),
             "workarounds": [w.name for w in self.workarounds],
-            "test_modules": self.test_modules,
-            "extension_modules": self.extension_modules,
+            "test_modules": self.test_modules if cpython else None,
+            "extension_modules": self.extension_modules if cpython else None,
         }
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 

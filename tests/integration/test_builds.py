@@ -236,3 +236,19 @@ def test_incremental_build_is_the_clean_build(tmp_path: Path, repro: Path) -> No
     for python in (incremental.interpreter, clean / "python"):
         done = subprocess.run([str(python), str(repro)], capture_output=True, check=False)
         assert done.returncode == 0
+
+
+def test_module_needs_split_only_cpython_builds_in_the_cache() -> None:
+    def config(command: str | None, needs: bool) -> BuildConfig:
+        return BuildConfig(
+            command=command,
+            interpreter="python",
+            jobs=1,
+            timeout=60,
+            test_modules=needs,
+            extension_modules=needs,
+        )
+
+    # The user's build command builds what it builds, whatever the repro imports.
+    assert config("make", True).fingerprint() == config("make", False).fingerprint()
+    assert config(None, True).fingerprint() != config(None, False).fingerprint()
