@@ -16,11 +16,34 @@ from finbisect.minipy import GeneratedHistory, HistoryBuilder
 CONFIGURE = """#!/bin/sh
 # A stand-in for CPython's configure; it knows: with_pydebug with_ensurepip
 # enable_test_modules enable_gil{extra}
-echo "$@" > config.args
+edit={edit}
+cache=
+args=
+for a in "$@"; do
+    case "$a" in
+        --cache-file=*) cache="${{a#--cache-file=}}" ;;
+        *) args="$args $a" ;;
+    esac
+done
+args=$(echo $args)
+echo "$args" > config.args
 echo "CFLAGS=$CFLAGS MACHDEP=$MACHDEP" > config.env
 n=$(cat .configure-count 2>/dev/null || echo 0)
 echo $((n + 1)) > .configure-count
-sed "s|@CONFIG_ARGS@|$*|" Makefile.pre.in > Makefile
+# Like autoconf, reuse a cache file's results; note whether they came from this
+# very configure script ("same") or another revision's ("other").
+if [ -n "$cache" ]; then
+    if grep -qx poison "$cache" 2>/dev/null; then  # what autoconf does when CFLAGS changed
+        echo "configure: error: \\`CFLAGS' has changed since the previous run" >&2
+        exit 1
+    fi
+    if [ -s "$cache" ]; then
+        if grep -qx "ac_cv_fake=$edit" "$cache"; then echo same; else echo other; fi \
+            >> .configure-cache-hits
+    fi
+    echo "ac_cv_fake=$edit" > "$cache"
+fi
+sed "s|@CONFIG_ARGS@|$args|" Makefile.pre.in > Makefile
 """
 
 MAKEFILE_PRE_IN = """\
@@ -72,7 +95,7 @@ def cpython_like_history(
     (files / "Makefile.pre.in").write_text(MAKEFILE_PRE_IN)
     (files / "main.c").write_text(MAIN_C)
     (files / ".gitignore").write_text(
-        "python\nMakefile\nconfig.args\nconfig.env\n.configure-count\ncompile.log\n*.o\n"
+        "python\nMakefile\nconfig.args\nconfig.env\nconfig.cache\n.configure-*\n*.log\n*.o\n"
     )
     shas = []
     configure_edits = 0
@@ -80,7 +103,7 @@ def cpython_like_history(
         if i in configure_changes:
             configure_edits += 1
         extra = " with_thread_sanitizer" if tsan_from is not None and i >= tsan_from else ""
-        script = CONFIGURE.format(extra=extra) + f"# edit {configure_edits}\n"
+        script = CONFIGURE.format(extra=extra, edit=configure_edits)
         (files / "configure").write_text(script)
         (files / "configure").chmod(0o755)
         (files / "crash.h").write_text(f"#define CRASH {int(i >= culprit)}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,47 @@ def test_configure_reruns_only_when_its_inputs_change(
     trees = _build_trees(cache)
     assert len(trees) == 2
     assert [int((t / ".configure-count").read_text()) for t in trees] == [1, 1]
+
+
+def test_a_tree_back_at_a_configuration_reuses_its_configure_results(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    # Three configurations (..8, 9..19, 20..) for two trees: after the ends and
+    # the middle, going back to the good side reconfigures a tree.
+    history = cpython_like_history(
+        tmp_path / "repo", commits=32, culprit=5, configure_changes=(9, 20)
+    )
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
+        "--runs", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert _json(tmp_path)["culprit"]["sha"] == history.culprit
+    trees = _build_trees(cache)
+    hits = [line for t in trees for line in _lines(t / ".configure-cache-hits")]
+    configured = sum(int((t / ".configure-count").read_text()) for t in trees)
+    assert configured > 3  # a tree was configured again
+    # Reused results only ever came from the same configure script.
+    assert hits
+    assert set(hits) == {"same"}
+
+    # A cached result configure refuses is dropped, and configure runs afresh.
+    shared = list(cache.glob("repos/*/configure-cache/*.cache"))
+    assert len(shared) == 3  # one per configuration
+    for path in shared:
+        path.write_text("poison\n")
+    for path in [*cache.glob("repos/*/*.configured.json"), *cache.glob("builds/*")]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    again = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
+        "--runs", "1",
+    )  # fmt: skip
+    assert again.exit_code == 0, again.stderr
+    assert not any("poison" in path.read_text() for path in shared if path.exists())
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.is_file() else []
 
 
 def test_an_endpoint_without_the_flavour_stops_before_building(
