@@ -15,6 +15,7 @@ revision is skipped), never an exception.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -313,8 +314,10 @@ class Builder:
         """
         key = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:24]
         shared = self.workspace.root / "configure-cache" / f"{key}.cache"
-        if shared.is_file() and time.time() - shared.stat().st_mtime > _CONFIGURE_CACHE_SECONDS:
-            shared.unlink(missing_ok=True)
+        for old in shared.parent.glob("*.cache"):  # expired results, this one's included
+            with contextlib.suppress(OSError):  # (a concurrent hunt may remove it first)
+                if time.time() - old.stat().st_mtime > _CONFIGURE_CACHE_SECONDS:
+                    old.unlink()
         local = tree / "config.cache"
         for seeded in (True, False) if shared.is_file() else (False,):
             local.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -136,6 +137,22 @@ def test_a_tree_back_at_a_configuration_reuses_its_configure_results(
     )  # fmt: skip
     assert again.exit_code == 0, again.stderr
     assert not any("poison" in path.read_text() for path in shared if path.exists())
+
+    # Results older than a day are not trusted: the machine may have changed.
+    for path in cache.glob("repos/*/configure-cache/*.cache"):
+        day_before = path.stat().st_mtime - 2 * 86400
+        os.utime(path, (day_before, day_before))
+    for path in [*cache.glob("repos/*/*.configured.json"), *cache.glob("builds/*")]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for tree in trees:
+        (tree / ".configure-cache-hits").unlink(missing_ok=True)
+    third = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
+        "--runs", "1",
+    )  # fmt: skip
+    assert third.exit_code == 0, third.stderr
+    # As in the first hunt (empty cache): only the hunt's own reconfigure reused.
+    assert [line for t in trees for line in _lines(t / ".configure-cache-hits")] == hits
 
 
 def _lines(path: Path) -> list[str]:
