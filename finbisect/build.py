@@ -24,8 +24,8 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from finbisect import cpython, proc
@@ -37,8 +37,8 @@ from finbisect.gitrepo import Workspace
 __all__ = ["BuildConfig", "BuildResult", "Builder", "find_ccache"]
 
 # Files whose change makes a configured CPython tree stale.
-_CONFIGURE_CACHE_SECONDS = 24 * 3600  # how long configure's cached results are trusted
 _CONFIGURE_INPUTS = ["configure", "Makefile.pre.in", "pyconfig.h.in", "Modules/Setup*"]
+_CONFIGURE_CACHE_SECONDS = 24 * 3600  # how long configure's cached results are trusted
 _TREES = 2  # persistent build trees per configuration
 _FULL_BUILD = 10_000  # _rebuild_cost of a fresh tree or a reconfigure
 _HEADER_WEIGHT = 50  # a changed header recompiles many files
@@ -74,17 +74,25 @@ class BuildConfig:
         The user's own build command ignores the CPython recipe's settings, so they
         do not split its cache (two repros importing different modules share builds).
         """
-        cpython = self.command is None
-        what = {
-            "command": self.command,
-            "interpreter": self.interpreter,
-            "flavour": self.flavour.value if cpython else None,
-            "configure_flags": list(self.configure_flags),
-            "workarounds": [w.name for w in self.workarounds],
-            "test_modules": self.test_modules if cpython else None,
-            "extension_modules": self.extension_modules if cpython else None,
-        }
+        what: dict[str, object] = {"command": self.command, "interpreter": self.interpreter}
+        if self.command is None:
+            what |= {
+                "flavour": self.flavour.value,
+                "configure_flags": list(self.configure_flags),
+                "workarounds": [w.name for w in self.workarounds],
+                "test_modules": self.test_modules,
+                "extension_modules": self.extension_modules,
+            }
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+    def for_repros(self, repros: Iterable[Path]) -> BuildConfig:
+        """This build with the modules the repros import, so one build serves them all."""
+        texts = [path.read_text(errors="replace") for path in repros]
+        return replace(
+            self,
+            test_modules=any(cpython.needs_test_modules(text) for text in texts),
+            extension_modules=any(cpython.needs_extension_modules(text) for text in texts),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,13 +269,16 @@ class Builder:
         env = self._env(dict(plan.env))
         if self.ccache is not None:
             env["CC"] = f"{self.ccache} {env.get('CC', 'gcc' if shutil.which('gcc') else 'cc')}"
-        wanted = {
-            "flags": list(plan.configure_flags),
-            "env": {k: env[k] for k in sorted({*dict(plan.env), "CC"}) if k in env},
-            "inputs": self.workspace.blob_ids(sha, _CONFIGURE_INPUTS),
-        }
+        # configure's inputs: compared with the tree's stamp, and the key of its cached results
+        wanted = json.dumps(
+            {
+                "flags": list(plan.configure_flags),
+                "env": {k: env[k] for k in sorted({*dict(plan.env), "CC"}) if k in env},
+                "inputs": self.workspace.blob_ids(sha, _CONFIGURE_INPUTS),
+            }
+        )
         stamp = tree.with_name(tree.name + ".configured.json")
-        if not (tree / "Makefile").is_file() or _read(stamp) != json.dumps(wanted):
+        if not (tree / "Makefile").is_file() or _read(stamp) != wanted:
             stamp.unlink(missing_ok=True)
             _log_line(
                 log_path,
@@ -283,7 +294,7 @@ class Builder:
             )
             if failure is not None:
                 return failure
-            stamp.write_text(json.dumps(wanted))
+            stamp.write_text(wanted)
         result = proc.run(
             ["make", f"-j{self.config.jobs}", *plan.make_targets],
             cwd=tree,
@@ -300,7 +311,7 @@ class Builder:
         flags: tuple[str, ...],
         *,
         env: dict[str, str],
-        wanted: Mapping[str, object],
+        wanted: str,
         log_path: Path,
         deadline: float,
     ) -> str | None:
@@ -312,7 +323,7 @@ class Builder:
         shared across revisions whose configure differs, and trusted for a day:
         they describe this machine's compiler and libraries.
         """
-        key = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:24]
+        key = hashlib.sha256(wanted.encode()).hexdigest()[:24]
         shared = self.workspace.root / "configure-cache" / f"{key}.cache"
         for old in shared.parent.glob("*.cache"):  # expired results, this one's included
             with contextlib.suppress(OSError):  # (a concurrent hunt may remove it first)

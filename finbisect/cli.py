@@ -28,12 +28,7 @@ from finbisect.cli_options import (
     parse_regex,
     parse_run_symptoms,
 )
-from finbisect.cpython import (
-    Flavour,
-    needs_extension_modules,
-    needs_test_modules,
-    parse_workaround,
-)
+from finbisect.cpython import Flavour, parse_workaround
 from finbisect.demo import demo_options, demo_workspace
 from finbisect.errors import FinbisectError, HuntInterruptedError, InconclusiveError, UsageError
 from finbisect.machine import machine_facts
@@ -276,9 +271,7 @@ def run(
         flavour=Flavour(flavour or Flavour.PYDEBUG),
         configure_flags=configure_flags,
         workarounds=tuple(parse_workaround(spec) for spec in workarounds),
-        test_modules=needs_test_modules(repro_text := repro.read_text(errors="replace")),
-        extension_modules=needs_extension_modules(repro_text),
-    )
+    ).for_repros([repro])
     options = HuntOptions(
         repro=repro.resolve(),
         repo=repo,

@@ -14,14 +14,14 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from finbisect.build import BuildConfig, Builder, BuildResult
 from finbisect.buildcache import RECENT_USE_SECONDS, BuildCache
-from finbisect.cpython import Flavour, needs_extension_modules, needs_test_modules
+from finbisect.cpython import Flavour
 from finbisect.errors import BuildError, GitError
 from finbisect.gitrepo import UserRepo, Workspace, locked_workspace
 from finbisect.models import Commit, OutcomeKind, RunClass
@@ -129,7 +129,7 @@ def runs_needed(confidence: float, min_rate: float) -> int:
 
 
 def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> CompareResult:
-    options = replace(options, build=_modules_for(options.build, options.items))
+    options = replace(options, build=options.build.for_repros(i.repro for i in options.items))
     user = UserRepo(options.repo)
     a, b = user.resolve(options.a), user.resolve(options.b)
     if a == b:
@@ -174,16 +174,6 @@ def _config_key(build: BuildConfig, item: CompareItem) -> BuildConfig:
     if build.command is not None:
         return build  # the user's own build: flavours do not apply
     return replace(build, flavour=item.flavour, configure_flags=item.configure_flags)
-
-
-def _modules_for(build: BuildConfig, items: Sequence[CompareItem]) -> BuildConfig:
-    """The modules every repro needs, so that one build per flavour serves them all."""
-    texts = [item.repro.read_text(errors="replace") for item in items]
-    return replace(
-        build,
-        test_modules=any(needs_test_modules(text) for text in texts),
-        extension_modules=any(needs_extension_modules(text) for text in texts),
-    )
 
 
 def _build_all(

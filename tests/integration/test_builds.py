@@ -110,14 +110,24 @@ def test_a_tree_back_at_a_configuration_reuses_its_configure_results(
     history = cpython_like_history(
         tmp_path / "repo", commits=32, culprit=5, configure_changes=(9, 20)
     )
-    result = _cpython_hunt(
-        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
-        "--runs", "1",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    assert _json(tmp_path)["culprit"]["sha"] == history.culprit
+
+    def hunt_afresh() -> list[str]:
+        """Hunt with no build cached and no tree configured; the cache hits it saw."""
+        for path in [*cache.glob("repos/*/*.configured.json"), *cache.glob("builds/*")]:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for hits in cache.glob("repos/*/build-*/.configure-cache-hits"):
+            hits.unlink()
+        result = _cpython_hunt(
+            repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
+            "--runs", "1",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        assert _json(tmp_path)["culprit"]["sha"] == history.culprit
+        found = cache.glob("repos/*/build-*/.configure-cache-hits")
+        return [line for path in found for line in path.read_text().split()]
+
+    hits = hunt_afresh()
     trees = _build_trees(cache)
-    hits = [line for t in trees for line in _lines(t / ".configure-cache-hits")]
     configured = sum(int((t / ".configure-count").read_text()) for t in trees)
     assert configured > 3  # a tree was configured again
     # Reused results only ever came from the same configure script.
@@ -129,34 +139,15 @@ def test_a_tree_back_at_a_configuration_reuses_its_configure_results(
     assert len(shared) == 3  # one per configuration
     for path in shared:
         path.write_text("poison\n")
-    for path in [*cache.glob("repos/*/*.configured.json"), *cache.glob("builds/*")]:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    again = _cpython_hunt(
-        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
-        "--runs", "1",
-    )  # fmt: skip
-    assert again.exit_code == 0, again.stderr
+    hunt_afresh()
     assert not any("poison" in path.read_text() for path in shared if path.exists())
 
     # Results older than a day are not trusted: the machine may have changed.
     for path in cache.glob("repos/*/configure-cache/*.cache"):
         day_before = path.stat().st_mtime - 2 * 86400
         os.utime(path, (day_before, day_before))
-    for path in [*cache.glob("repos/*/*.configured.json"), *cache.glob("builds/*")]:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    for tree in trees:
-        (tree / ".configure-cache-hits").unlink(missing_ok=True)
-    third = _cpython_hunt(
-        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
-        "--runs", "1",
-    )  # fmt: skip
-    assert third.exit_code == 0, third.stderr
     # As in the first hunt (empty cache): only the hunt's own reconfigure reused.
-    assert [line for t in trees for line in _lines(t / ".configure-cache-hits")] == hits
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().split() if path.is_file() else []
+    assert hunt_afresh() == hits
 
 
 def test_an_endpoint_without_the_flavour_stops_before_building(
