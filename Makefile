@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check finbisect tests benchmarks
 	$(BIN)/ruff format --check finbisect tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -q

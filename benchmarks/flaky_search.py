@@ -17,9 +17,9 @@ import math
 import time
 from collections.abc import Callable
 
-from finbisect.simulate import Summary, noisy_factory, simulate_many
-from finbisect.stats import z_channel_capacity
-from finbisect.strategy import CandidateGraph, ClassicBisection, Search
+from finbisect.search.stats import z_channel_capacity
+from finbisect.search.strategy import CandidateGraph, ClassicBisection, Search
+from finbisect.testing.simulate import Summary, noisy_factory, simulate_many
 
 SIZES = (16, 128, 1024)
 RATES = (0.5, 0.2, 0.05)

@@ -23,14 +23,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from finbisect.build import BuildConfig, Builder
-from finbisect.buildcache import BuildCache
+from finbisect.build.builder import BuildConfig, Builder
+from finbisect.build.cache import BuildCache
 from finbisect.errors import EndpointError
-from finbisect.gitrepo import UserRepo, locked_workspace
-from finbisect.minipy import linear_history
 from finbisect.models import HuntKind, Verdict
-from finbisect.strategy import AnswerStatus, ClassicBisection
-from finbisect.timing import TimingConfig, TimingProbe
+from finbisect.repo.gitrepo import UserRepo, locked_workspace
+from finbisect.runs.timing import TimingConfig, TimingProbe
+from finbisect.search.strategy import AnswerStatus, ClassicBisection
+from finbisect.testing.minipy import linear_history
 
 REPRO = "import threading\nthreading.Thread(target=lambda: None, daemon=True).start()\n"
 

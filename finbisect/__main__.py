@@ -1,5 +1,5 @@
 """`python -m finbisect` is the `finbisect` command."""
 
-from finbisect.cli import main
+from finbisect.cli.app import main
 
 main()

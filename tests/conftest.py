@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from finbisect.cli import cli
+from finbisect.cli.app import cli
 
 REPRO = "import threading\nthreading.Thread(target=lambda: None, daemon=True).start()\n"
 GIL_MATCH = r"pthread_mutex_destroy\(gil_mutex\) failed"

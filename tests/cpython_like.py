@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finbisect.minipy import GeneratedHistory, HistoryBuilder
+from finbisect.testing.minipy import GeneratedHistory, HistoryBuilder
 
 CONFIGURE = """#!/bin/sh
 # A stand-in for CPython's configure; it knows: with_pydebug with_ensurepip

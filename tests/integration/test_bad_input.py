@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from finbisect.minipy import GeneratedHistory, HistoryBuilder, linear_history
+from finbisect.testing.minipy import GeneratedHistory, HistoryBuilder, linear_history
 from tests.conftest import Hunt, invoke
 
 

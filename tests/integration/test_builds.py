@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from finbisect.build import BuildConfig, Builder
-from finbisect.buildcache import BuildCache
-from finbisect.gitrepo import UserRepo, locked_workspace
-from finbisect.minipy import linear_history
+from finbisect.build.builder import BuildConfig, Builder
+from finbisect.build.cache import BuildCache
+from finbisect.repo.gitrepo import UserRepo, locked_workspace
+from finbisect.testing.minipy import linear_history
 from tests.conftest import REPRO, invoke
 from tests.cpython_like import cpython_like_history
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from finbisect.minipy import linear_history
-from finbisect.stats import rate_interval
+from finbisect.search.stats import rate_interval
+from finbisect.testing.minipy import linear_history
 from tests.conftest import CliResult, Hunt, invoke
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from finbisect.build import BuildConfig, Builder, BuildResult
-from finbisect.buildcache import BuildCache
-from finbisect.cpython import Flavour
-from finbisect.gitrepo import UserRepo, Workspace, locked_workspace
-from finbisect.probe import probe_env
+from finbisect.build.builder import BuildConfig, Builder, BuildResult
+from finbisect.build.cache import BuildCache
+from finbisect.build.cpython import Flavour
+from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
+from finbisect.runs.probe import probe_env
 
 pytestmark = pytest.mark.cpython
 

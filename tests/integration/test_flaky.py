@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from finbisect.minipy import linear_history
+from finbisect.testing.minipy import linear_history
 from tests.conftest import GIL_MATCH, Hunt
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from finbisect.demo import demo_history
-from finbisect.minipy import (
+from finbisect.testing.demo import demo_history
+from finbisect.testing.minipy import (
     DEFAULT_KNOBS,
     GeneratedHistory,
     HistoryBuilder,

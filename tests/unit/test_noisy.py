@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finbisect.noisy import NoisyBisection
-from finbisect.simulate import noisy_factory, simulate_hunt, simulate_many
-from finbisect.stats import beta_cdf, beta_quantile, z_channel_capacity
-from finbisect.strategy import OLD_END, AnswerStatus, CandidateGraph, ClassicBisection
+from finbisect.search.noisy import NoisyBisection
+from finbisect.search.stats import beta_cdf, beta_quantile, z_channel_capacity
+from finbisect.search.strategy import OLD_END, AnswerStatus, CandidateGraph, ClassicBisection
+from finbisect.testing.simulate import noisy_factory, simulate_hunt, simulate_many
 
 
 def hunt(

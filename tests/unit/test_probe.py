@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from finbisect.models import OutcomeKind, RunClass
-from finbisect.probe import DEFAULT_SYMPTOMS, classify, probe_env
-from finbisect.proc import ProcResult
+from finbisect.runs.probe import DEFAULT_SYMPTOMS, classify, probe_env
+from finbisect.runs.proc import ProcResult
 
 CRASH, HANG, ERROR, OK = OutcomeKind.CRASH, OutcomeKind.HANG, OutcomeKind.ERROR, OutcomeKind.OK
 SYMPTOM, CLEAN, UNRELATED = RunClass.SYMPTOM, RunClass.CLEAN, RunClass.UNRELATED

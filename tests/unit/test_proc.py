@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from finbisect import proc
+from finbisect.runs import proc
 
 # Forks a child that forks a grandchild; all three sleep, each writing its pid.
 FORKER = """

@@ -12,7 +12,7 @@ import pytest
 
 from finbisect.errors import UsageError
 from finbisect.models import HuntKind, OutcomeKind
-from finbisect.recipes import (
+from finbisect.recipes.catalog import (
     Recipe,
     bundled_recipes_dir,
     find_recipe,

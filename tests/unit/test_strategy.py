@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finbisect.strategy import (
+from finbisect.search.strategy import (
     OLD_END,
     AnswerStatus,
     CandidateGraph,

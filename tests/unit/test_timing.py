@@ -13,8 +13,8 @@ from pyperf._utils import is_significant, tdist95conf_level
 
 from finbisect.errors import EndpointError
 from finbisect.models import Verdict
-from finbisect.probe import probe_env
-from finbisect.timing import (
+from finbisect.runs.probe import probe_env
+from finbisect.runs.timing import (
     Likeness,
     MeasurementFailed,
     Timing,

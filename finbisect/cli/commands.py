@@ -16,9 +16,10 @@ from pathlib import Path
 
 import click
 
-from finbisect.build import BuildConfig
-from finbisect.buildcache import BuildCache, format_size
-from finbisect.cli_options import (
+from finbisect.build.builder import BuildConfig
+from finbisect.build.cache import BuildCache, format_size
+from finbisect.build.cpython import Flavour
+from finbisect.cli.options import (
     CACHE_DIR_OPTION,
     CACHE_SIZE_OPTION,
     JSON_OPTION,
@@ -30,15 +31,12 @@ from finbisect.cli_options import (
     parse_regex,
     parse_size_option,
 )
-from finbisect.compare import CompareItem, CompareOptions, item_from_recipe, run_compare
-from finbisect.cpython import Flavour
 from finbisect.errors import RegressionFoundError, UsageError
-from finbisect.machine import machine_facts
-from finbisect.markdown import compare_markdown
+from finbisect.hunt.compare import CompareItem, CompareOptions, item_from_recipe, run_compare
+from finbisect.hunt.state import find_hunt, git_bisect_log, iter_hunts
 from finbisect.models import OutcomeKind
-from finbisect.probe import DEFAULT_SYMPTOMS
-from finbisect.recipes import bundled_recipes_dir, find_recipe, load_all, recipe_to_dict
-from finbisect.report import (
+from finbisect.output.markdown import compare_markdown
+from finbisect.output.terminal import (
     compare_to_json,
     format_compare,
     format_hunt_list,
@@ -46,7 +44,9 @@ from finbisect.report import (
     format_recipe_list,
     write_json,
 )
-from finbisect.state import find_hunt, git_bisect_log, iter_hunts
+from finbisect.recipes.catalog import bundled_recipes_dir, find_recipe, load_all, recipe_to_dict
+from finbisect.runs.machine import machine_facts
+from finbisect.runs.probe import DEFAULT_SYMPTOMS
 
 __all__ = ["COMMANDS"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finbisect.build import BuildResult
+from finbisect.build.builder import BuildResult
 from finbisect.models import Outcome, OutcomeKind, RunClass, Step, Verdict
 
 __all__ = ["build_reason", "merge_visits", "runs_verdict"]

@@ -12,8 +12,8 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from finbisect.stats import beta_quantile, log_beta
-from finbisect.strategy import OLD_END, CandidateGraph, bits
+from finbisect.search.stats import beta_quantile, log_beta
+from finbisect.search.strategy import OLD_END, CandidateGraph, bits
 
 __all__ = ["PRIOR_A", "PRIOR_B", "Cell", "CellPosterior", "Snapshot"]
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from finbisect import proc
+from finbisect.runs import proc
 
 __all__ = ["machine_facts"]
 

@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from finbisect import proc
 from finbisect.models import Outcome, OutcomeKind, RunClass
+from finbisect.runs import proc
 
 __all__ = ["DEFAULT_SYMPTOMS", "Probe", "ProbeConfig", "classify", "probe_env"]
 

@@ -12,8 +12,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from finbisect.noisy import NoisyBisection
-from finbisect.strategy import OLD_END, AnswerStatus, CandidateGraph, Search
+from finbisect.search.noisy import NoisyBisection
+from finbisect.search.strategy import OLD_END, AnswerStatus, CandidateGraph, Search
 
 __all__ = ["HuntStats", "Summary", "noisy_factory", "simulate_hunt", "simulate_many"]
 

@@ -25,7 +25,7 @@ import git
 
 from finbisect.errors import GitError, UsageError
 from finbisect.models import Commit, HuntKind
-from finbisect.strategy import CandidateGraph
+from finbisect.search.strategy import CandidateGraph
 
 __all__ = ["Hunt", "UserRepo", "Workspace", "locked_workspace"]
 

@@ -63,14 +63,14 @@ import enum
 import math
 from collections.abc import Iterable
 
-from finbisect.posterior import PRIOR_A, PRIOR_B, CellPosterior, Snapshot
-from finbisect.stats import (
+from finbisect.search.posterior import PRIOR_A, PRIOR_B, CellPosterior, Snapshot
+from finbisect.search.stats import (
     best_split,
     beta_mixture_quantile,
     beta_quantile,
     split_information,
 )
-from finbisect.strategy import (
+from finbisect.search.strategy import (
     OLD_END,
     Answer,
     AnswerStatus,

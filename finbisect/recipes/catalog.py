@@ -271,10 +271,10 @@ def load_recipe(path: str | Path) -> Recipe:
 def bundled_recipes_dir() -> Path:
     """The recipes shipped with finbisect.
 
-    They live in the project's ``recipes/``; ``finbisect/recipe_files`` links there,
+    They live in the project's ``recipes/``; ``finbisect/recipes/files`` links there,
     so that a wheel carries them as package data.
     """
-    return Path(__file__).resolve().parent / "recipe_files"
+    return Path(__file__).resolve().parent / "files"
 
 
 def load_all(directory: str | Path | None = None) -> list[Recipe]:

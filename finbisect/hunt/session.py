@@ -14,8 +14,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from finbisect.build import Builder
-from finbisect.buildcache import RECENT_USE_SECONDS, BuildCache
+from finbisect.build.builder import Builder
+from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache
 from finbisect.errors import (
     BuildError,
     EndpointError,
@@ -24,16 +24,16 @@ from finbisect.errors import (
     HuntInterruptedError,
     UsageError,
 )
-from finbisect.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
+from finbisect.hunt.options import HuntOptions, hunt_key, reproduce_command
+from finbisect.hunt.progress import Progress
+from finbisect.hunt.state import HuntState, SavedVisit, iter_hunts_in
+from finbisect.hunt.steps import build_reason, merge_visits, runs_verdict
 from finbisect.models import Commit, HuntKind, Result, RunClass, Step, Verdict
-from finbisect.noisy import NoisyBisection
-from finbisect.options import HuntOptions, hunt_key, reproduce_command
-from finbisect.probe import Probe, ProbeConfig
-from finbisect.report import Progress
-from finbisect.state import HuntState, SavedVisit, iter_hunts_in
-from finbisect.steps import build_reason, merge_visits, runs_verdict
-from finbisect.strategy import OLD_END, AnswerStatus, ClassicBisection, Search
-from finbisect.timing import TimingConfig, TimingProbe, compare_table, hunt_confidence
+from finbisect.repo.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
+from finbisect.runs.probe import Probe, ProbeConfig
+from finbisect.runs.timing import TimingConfig, TimingProbe, compare_table, hunt_confidence
+from finbisect.search.noisy import NoisyBisection
+from finbisect.search.strategy import OLD_END, AnswerStatus, ClassicBisection, Search
 
 __all__ = ["HuntOptions", "run_hunt"]
 

@@ -28,11 +28,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from finbisect import cpython, proc
-from finbisect.buildcache import BuildCache, CachedBuild
-from finbisect.cpython import Flavour, Workaround
+from finbisect.build import cpython
+from finbisect.build.cache import BuildCache, CachedBuild
+from finbisect.build.cpython import Flavour, Workaround
 from finbisect.errors import BuildError
-from finbisect.gitrepo import Workspace
+from finbisect.repo.gitrepo import Workspace
+from finbisect.runs import proc
 
 __all__ = ["BuildConfig", "BuildResult", "Builder", "find_ccache"]
 

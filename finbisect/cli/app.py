@@ -14,9 +14,10 @@ from typing import Any, NoReturn
 
 import click
 
-from finbisect.build import BuildConfig
-from finbisect.cli_commands import COMMANDS
-from finbisect.cli_options import (
+from finbisect.build.builder import BuildConfig
+from finbisect.build.cpython import Flavour, parse_workaround
+from finbisect.cli.commands import COMMANDS
+from finbisect.cli.options import (
     CACHE_SIZE_OPTION,
     JSON_OPTION,
     MARKDOWN_OPTION,
@@ -28,22 +29,21 @@ from finbisect.cli_options import (
     parse_regex,
     parse_run_symptoms,
 )
-from finbisect.cpython import Flavour, parse_workaround
-from finbisect.demo import demo_options, demo_workspace
 from finbisect.errors import FinbisectError, HuntInterruptedError, InconclusiveError, UsageError
-from finbisect.machine import machine_facts
-from finbisect.markdown import result_markdown
+from finbisect.hunt.options import HuntOptions
+from finbisect.hunt.session import run_hunt
 from finbisect.models import OutcomeKind
-from finbisect.options import HuntOptions
-from finbisect.probe import DEFAULT_SYMPTOMS
-from finbisect.recipes import Recipe, find_recipe
-from finbisect.report import (
-    make_progress,
+from finbisect.output.markdown import result_markdown
+from finbisect.output.progress import make_progress
+from finbisect.output.terminal import (
     print_report,
     result_to_json,
     write_json,
 )
-from finbisect.session import run_hunt
+from finbisect.recipes.catalog import Recipe, find_recipe
+from finbisect.runs.machine import machine_facts
+from finbisect.runs.probe import DEFAULT_SYMPTOMS
+from finbisect.testing.demo import demo_options, demo_workspace
 
 __all__ = ["cli", "main"]
 

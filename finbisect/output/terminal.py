@@ -7,34 +7,30 @@ to stderr, the final report to stdout, the JSON to the file the user names.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from finbisect.compare import CompareResult
+from finbisect.hunt.compare import CompareResult
+from finbisect.hunt.state import HuntState
 from finbisect.models import Commit, Result, Step, Verdict
-from finbisect.recipes import Recipe
-from finbisect.state import HuntState
+from finbisect.output.style import VERDICT_STYLE, clock, fancy
+from finbisect.recipes.catalog import Recipe
 
 __all__ = [
     "JSON_VERSION",
-    "Progress",
     "compare_to_json",
     "format_compare",
     "format_hunt_list",
     "format_recipe",
     "format_recipe_list",
     "issue_refs",
-    "make_progress",
     "posterior_chart",
     "print_report",
     "result_to_json",
@@ -49,7 +45,6 @@ _REF_PATTERNS = [
     (re.compile(r"\bgh-(\d+)\b"), "gh-{}", "https://github.com/python/cpython/issues/{}"),
     (re.compile(r"\bGH-(\d+)\b"), "GH-{}", "https://github.com/python/cpython/pull/{}"),
 ]
-_VERDICT_STYLE = {Verdict.GOOD: "green", Verdict.BAD: "red", Verdict.SKIP: "yellow"}
 
 
 def issue_refs(message: str) -> list[dict[str, str]]:
@@ -62,111 +57,10 @@ def issue_refs(message: str) -> list[dict[str, str]]:
     return [{"ref": ref, "url": url} for ref, (_, url) in sorted(found.items(), key=lambda x: x[1])]
 
 
-# -- progress -------------------------------------------------------------------
-class Progress(Protocol):
-    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None: ...
-    def activity(self, text: str) -> None: ...
-    def end_step(self, step: Step) -> None: ...
-    def note(self, text: str) -> None: ...
-    def close(self) -> None: ...
-
-
-class _PlainProgress:
-    """One line per change of activity on stderr: readable in CI logs."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.started = time.monotonic()
-        self.prefix = ""
-
-    def _say(self, text: str) -> None:
-        elapsed = _clock(time.monotonic() - self.started)
-        print(f"[{elapsed}] {self.prefix}{text}", file=self.stream, flush=True)
-
-    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None:
-        self.prefix = (
-            f"step {number} of about {total} ({remaining} revisions left) {commit.short}: "
-        )
-
-    def activity(self, text: str) -> None:
-        if not text.startswith("run ") or text.startswith("run 1 "):
-            self._say(text)
-
-    def end_step(self, step: Step) -> None:
-        self._say(f"{step.verdict.value} — {step.reason}")
-        self.prefix = ""
-
-    def note(self, text: str) -> None:
-        self._say(text)
-
-    def close(self) -> None:
-        pass
-
-
-class _LiveProgress:
-    """A live status line on a terminal, with finished steps printed above it."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.started = time.monotonic()
-        self.step_text = ""
-        self.what = "starting"
-        self.live = Live(_Renderable(self), console=console, refresh_per_second=4, transient=True)
-        self.live.start()
-
-    def line(self) -> Text:
-        elapsed = _clock(time.monotonic() - self.started)
-        return Text.assemble(
-            ("⏳ ", ""), (self.step_text, "bold"), (self.what, "cyan"), f"  {elapsed}"
-        )
-
-    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None:
-        self.step_text = f"step {number} of ~{total} · {remaining} left · {commit.short} · "
-
-    def activity(self, text: str) -> None:
-        self.what = text
-
-    def end_step(self, step: Step) -> None:
-        style = _VERDICT_STYLE[step.verdict]
-        self.console.print(
-            Text.assemble(
-                (f"{step.commit.short} ", "bold"),
-                (f"{step.verdict.value:<4}", style),
-                f" {step.reason}",
-            )
-        )
-        self.step_text, self.what = "", "choosing the next revision"
-
-    def note(self, text: str) -> None:
-        self.console.print(Text(text, style="bold"))
-
-    def close(self) -> None:
-        self.live.stop()
-
-
-class _Renderable:
-    def __init__(self, owner: _LiveProgress) -> None:
-        self.owner = owner
-
-    def __rich__(self) -> Text:
-        return self.owner.line()
-
-
-def _fancy(stream: IO[str]) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-
-
-def make_progress(stream: IO[str] | None = None) -> Progress:
-    stream = stream or sys.stderr
-    if _fancy(stream):
-        return _LiveProgress(Console(file=stream))
-    return _PlainProgress(stream)
-
-
 # -- final report ----------------------------------------------------------------
 def print_report(result: Result, stream: IO[str] | None = None) -> None:
     stream = stream or sys.stdout
-    if _fancy(stream):
+    if fancy(stream):
         _print_rich(result, Console(file=stream))
     else:
         stream.write(_plain(result))
@@ -234,7 +128,7 @@ def _commit_lines(commit: Commit) -> list[str]:
 def _totals(result: Result) -> str:
     return (
         f"{len(result.steps)} steps, {result.builds} builds ({result.cached_builds} reused), "
-        f"{result.runs} runs, {_clock(result.wall_seconds)} wall"
+        f"{result.runs} runs, {clock(result.wall_seconds)} wall"
     )
 
 
@@ -296,16 +190,11 @@ def _print_rich(result: Result, console: Console) -> None:
         table.add_column(column, overflow="fold")
     for i, step in enumerate(result.steps, 1):
         row = _step_row(i, step)
-        row[2] = f"[{_VERDICT_STYLE[step.verdict]}]{row[2]}[/]"
+        row[2] = f"[{VERDICT_STYLE[step.verdict]}]{row[2]}[/]"
         table.add_row(*row)
     console.print(table)
     console.print(_totals(result))
     console.print(Text(f"reproduce: {result.command}", style="dim"))
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}:{secs:02d}"
 
 
 # -- JSON ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from finbisect.build import BuildConfig
+from finbisect.build.builder import BuildConfig
 from finbisect.models import OutcomeKind
 
 __all__ = ["HuntOptions", "hunt_key", "reproduce_command"]

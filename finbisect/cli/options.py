@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 import platformdirs
 
-from finbisect.buildcache import parse_size
+from finbisect.build.cache import parse_size
 from finbisect.errors import UsageError
 from finbisect.models import OutcomeKind
 

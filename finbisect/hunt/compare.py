@@ -19,14 +19,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from finbisect.build import BuildConfig, Builder, BuildResult
-from finbisect.buildcache import RECENT_USE_SECONDS, BuildCache
-from finbisect.cpython import Flavour
+from finbisect.build.builder import BuildConfig, Builder, BuildResult
+from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache
+from finbisect.build.cpython import Flavour
 from finbisect.errors import BuildError, GitError
-from finbisect.gitrepo import UserRepo, Workspace, locked_workspace
 from finbisect.models import Commit, OutcomeKind, RunClass
-from finbisect.probe import Probe, ProbeConfig
-from finbisect.recipes import Recipe
+from finbisect.recipes.catalog import Recipe
+from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
+from finbisect.runs.probe import Probe, ProbeConfig
 
 __all__ = [
     "Change",

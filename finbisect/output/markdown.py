@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from finbisect import __version__
-from finbisect.compare import CompareResult
+from finbisect.hunt.compare import CompareResult
 from finbisect.models import Commit, Result, Step
-from finbisect.report import issue_refs, posterior_chart
-from finbisect.stats import rate_interval
+from finbisect.output.terminal import issue_refs, posterior_chart
+from finbisect.search.stats import rate_interval
 
 __all__ = ["compare_markdown", "result_markdown"]
 

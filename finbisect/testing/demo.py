@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 
-from finbisect.build import BuildConfig
+from finbisect.build.builder import BuildConfig
 from finbisect.errors import UsageError
-from finbisect.minipy import AUTHORS, NOTES, GeneratedHistory, HistoryBuilder, history_of
+from finbisect.hunt.options import HuntOptions
 from finbisect.models import OutcomeKind
-from finbisect.options import HuntOptions
+from finbisect.testing.minipy import AUTHORS, NOTES, GeneratedHistory, HistoryBuilder, history_of
 
 __all__ = ["DEMO_REPRO", "demo_history", "demo_options", "demo_workspace"]
 

@@ -38,10 +38,10 @@ import pyperf
 from pyperf._cli import format_checks  # private, as are these two, but stable since pyperf 1
 from pyperf._utils import tdist95conf_level
 
-from finbisect import proc
 from finbisect.errors import EndpointError
 from finbisect.models import Verdict
-from finbisect.probe import probe_env
+from finbisect.runs import proc
+from finbisect.runs.probe import probe_env
 
 __all__ = [
     "Judgement", "Likeness", "MeasurementFailed", "Timing", "TimingConfig", "TimingProbe",

@@ -1,0 +1,1 @@
+"""Revision -> runnable interpreter: CPython's build knowledge, the builder, the build cache."""

@@ -1,0 +1,1 @@
+"""Formatting for people: the terminal report and progress, Markdown for issue trackers."""

@@ -1,0 +1,1 @@
+"""git: the user's repository (read only) and finbisect's own clone and work trees."""
