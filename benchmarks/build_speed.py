@@ -4,7 +4,7 @@
         [--naive-steps K] [--ccache-dir DIR] [--workdir DIR] [--json PATH]
 
 Creates a real CPython history with
-`../shared/tools/cpython-history-from-debian trixie python3.13 DIR` (or reuses
+`tools/cpython-history-from-debian trixie python3.13 DIR` (or reuses
 one given by `--history`), clones it, and inserts one commit after index K
 that makes `_Py_Finalize()` call `Py_FatalError("injected: ...")` when a
 thread other than the main one still exists at exit (a daemon thread); the
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-HISTORY_TOOL = HERE.parent.parent / "shared" / "tools" / "cpython-history-from-debian"
+HISTORY_TOOL = HERE.parent / "tools" / "cpython-history-from-debian"
 FINBISECT = Path(sys.executable).parent / "finbisect"
 TARGET = "Python/pylifecycle.c"
 ANCHOR = "    _PyAtExit_Call(tstate->interp);\n\n    assert(_PyThreadState_GET() == tstate);\n"

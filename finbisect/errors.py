@@ -1,28 +1,43 @@
-"""The one exception family. Library code raises; only cli exits.
+"""The one exception family and the exit codes. Library code raises; only cli exits.
 
-Each subclass carries the exit code the README documents. A crash, hang or
-failed build of the thing under test is *data* (an Outcome, a skip), never one
-of these.
+Each FinbisectError subclass carries the exit code the README documents. A
+crash, hang or failed build of the thing under test is *data* (an Outcome, a
+skip), never one of these. Answers that are not errors (an inconclusive hunt,
+a regression found by `compare`) are exit codes the cli returns, not exceptions.
 """
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
     "BuildError",
     "EndpointError",
+    "ExitCode",
     "FinbisectError",
     "GitError",
     "HuntInterruptedError",
-    "InconclusiveError",
-    "RegressionFoundError",
     "UsageError",
 ]
+
+
+class ExitCode(enum.IntEnum):
+    """Every exit status of the finbisect command (README "Exit codes")."""
+
+    OK = 0
+    USAGE = 2  # bad option or value, bad regex, missing repro, busy cache entry
+    GIT = 3  # not a repository, unknown revision, unrelated revisions, good == bad
+    ENDPOINTS = 4  # the endpoints did not show what --good/--bad claim
+    INCONCLUSIVE = 5  # several candidates, or the run budget spent first
+    CANNOT_BUILD = 6  # tooling missing, an endpoint does not build or lacks the flavour
+    REGRESSED = 7  # compare: B shows a symptom that A does not
+    INTERRUPTED = 130  # Ctrl-C, SIGTERM or SIGHUP: children killed, state kept
 
 
 class FinbisectError(Exception):
     """Base: a one-line message for stderr and the process exit code."""
 
-    exit_code = 1
+    exit_code: ExitCode = ExitCode.USAGE
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -32,40 +47,28 @@ class FinbisectError(Exception):
 class UsageError(FinbisectError):
     """Bad option or value, bad regex, missing repro."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class GitError(FinbisectError):
     """Not a repository, unknown revision, unrelated revisions, good == bad."""
 
-    exit_code = 3
+    exit_code = ExitCode.GIT
 
 
 class EndpointError(FinbisectError):
     """The endpoints did not show what --good/--bad claim."""
 
-    exit_code = 4
-
-
-class InconclusiveError(FinbisectError):
-    """The answer is one of several commits, or the budget ran out first."""
-
-    exit_code = 5
+    exit_code = ExitCode.ENDPOINTS
 
 
 class BuildError(FinbisectError):
     """Build tooling missing, or an endpoint does not build."""
 
-    exit_code = 6
-
-
-class RegressionFoundError(FinbisectError):
-    """`compare`: revision B shows a symptom that A does not."""
-
-    exit_code = 7
+    exit_code = ExitCode.CANNOT_BUILD
 
 
 class HuntInterruptedError(FinbisectError):
     """Ctrl-C: children killed, cache left usable."""
 
-    exit_code = 130
+    exit_code = ExitCode.INTERRUPTED

@@ -1,25 +1,52 @@
 """Plain data shared by every layer: commits, run outcomes, verdicts, results.
 
-Frozen, keyword-only dataclasses and enums; no behaviour beyond small derived
-properties, so any module may import this one.
+Frozen, keyword-only dataclasses and enums, each owning its JSON: one writer
+(`to_json`) and one reader (`from_json`) per shape, so the saved hunt state and
+the `--json` result can never drift apart. Documents carry a `version`;
+readers refuse versions they do not know (`SchemaError`).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
+
+from finbisect.links import issue_refs
 
 __all__ = [
+    "RESULT_VERSION",
     "Commit",
+    "Flavour",
     "HuntKind",
     "Outcome",
     "OutcomeKind",
+    "Rate",
     "Result",
     "RunClass",
+    "SchemaError",
+    "Slowdown",
     "Step",
+    "TimingSummary",
     "Verdict",
+    "check_version",
 ]
+
+RESULT_VERSION = 1  # the --json document (README "JSON"); fields are only ever added
+
+
+class SchemaError(ValueError):
+    """A JSON document this finbisect cannot read (unknown version, missing fields)."""
+
+
+class Flavour(enum.StrEnum):
+    """CPython build flavours (README: `--flavour`)."""
+
+    RELEASE = "release"
+    PYDEBUG = "pydebug"  # assertions + debug allocator: many races become reliable crashes
+    ASAN = "asan"  # use-after-free at exit becomes a deterministic AddressSanitizer report
+    TSAN = "tsan"  # data races reported by ThreadSanitizer (3.13+)
+    NOGIL = "nogil"  # the free-threaded build (3.13+)
 
 
 class OutcomeKind(enum.StrEnum):
@@ -75,6 +102,15 @@ class Commit:
     def short(self) -> str:
         return self.sha[:10]
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sha": self.sha,
+            "subject": self.subject,
+            "author": self.author,
+            "date": self.date,
+            "refs": issue_refs(self.message),
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
@@ -88,12 +124,62 @@ class Outcome:
     signature: str = ""  # the line that identifies a crash/error (first match or first fatal line)
     log_path: str = ""  # full output of this run
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "class": self.run_class.value,
+            "returncode": self.returncode,
+            "signal": self.signal,
+            "duration": round(self.duration, 3),
+            "signature": self.signature,
+            "log": self.log_path,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        return cls(
+            kind=OutcomeKind(data["kind"]),
+            run_class=RunClass(data["class"]),
+            returncode=data["returncode"],
+            signal=data["signal"],
+            duration=data["duration"],
+            signature=data["signature"],
+            log_path=data["log"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimingSummary:
+    """A timing hunt's measurement of one revision (pyperf values, summarised)."""
+
+    mean_ms: float
+    stdev_ms: float
+    samples: int
+    confidence: float = 1.0  # that the revision's class (good- or bad-like) is right
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mean_ms": round(self.mean_ms, 3),
+            "stdev_ms": round(self.stdev_ms, 3),
+            "samples": self.samples,
+            "confidence": self.confidence,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TimingSummary:
+        return cls(
+            mean_ms=data["mean_ms"],
+            stdev_ms=data["stdev_ms"],
+            samples=data["samples"],
+            confidence=data.get("confidence", 1.0),
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class Step:
-    """One tested revision (DESIGN's "observation"): its build, its runs, the verdict drawn.
+    """One tested revision: its build, its runs, the verdict drawn.
 
-    A visit is one Step; the report merges a revision's visits into one.
+    A visit is one Step; `merge_visits` merges a revision's visits into one.
     """
 
     commit: Commit
@@ -104,7 +190,7 @@ class Step:
     run_seconds: float = 0.0
     cached: bool = False  # the interpreter came from an earlier build
     build_log: str = ""
-    timing: Mapping[str, float] | None = None  # timing hunts: mean_ms, stdev_ms, samples
+    timing: TimingSummary | None = None  # timing hunts
 
     @property
     def runs(self) -> int:
@@ -113,6 +199,10 @@ class Step:
     @property
     def symptoms(self) -> int:
         return sum(1 for o in self.outcomes if o.run_class is RunClass.SYMPTOM)
+
+    @property
+    def clean(self) -> int:
+        return sum(1 for o in self.outcomes if o.run_class is RunClass.CLEAN)
 
     def outcome_counts(self) -> dict[str, int]:
         """Counts per kind, with non-symptom failures reported as "unrelated"."""
@@ -124,10 +214,77 @@ class Step:
                 counts[outcome.kind.value] += 1
         return counts
 
+    def to_json(self) -> dict[str, Any]:
+        """The step as the --json result and the saved hunt state both show it."""
+        document: dict[str, Any] = {
+            "sha": self.commit.sha,
+            "subject": self.commit.subject,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "runs": self.runs,
+            "symptoms": self.symptoms,
+            "outcomes": self.outcome_counts(),
+            "build_seconds": round(self.build_seconds, 3),
+            "run_seconds": round(self.run_seconds, 3),
+            "cached": self.cached,
+            "build_log": self.build_log,
+            "each_run": [outcome.to_json() for outcome in self.outcomes],
+        }
+        if self.timing is not None:
+            document["timing"] = self.timing.to_json()
+        return document
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Step:
+        timing = data.get("timing")
+        return cls(
+            commit=Commit(sha=data["sha"], subject=data["subject"]),
+            verdict=Verdict(data["verdict"]),
+            reason=data["reason"],
+            outcomes=tuple(Outcome.from_json(o) for o in data["each_run"]),
+            build_seconds=data["build_seconds"],
+            run_seconds=data["run_seconds"],
+            cached=data["cached"],
+            build_log=data["build_log"],
+            timing=TimingSummary.from_json(timing) if timing is not None else None,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rate:
+    """A symptom rate per run: posterior mean and 90% interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+    def to_json(self) -> dict[str, float]:
+        return {"estimate": self.estimate, "low": self.low, "high": self.high}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Rate:
+        return cls(estimate=data["estimate"], low=data["low"], high=data["high"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Slowdown:
+    """A timing hunt's change at the culprit: its mean minus its parent's."""
+
+    ms: float
+    percent: float
+
+    @classmethod
+    def between(cls, before: TimingSummary, after: TimingSummary) -> Slowdown:
+        ms = after.mean_ms - before.mean_ms
+        return cls(ms=ms, percent=ms / before.mean_ms * 100.0)
+
+    def to_json(self) -> dict[str, float]:
+        return {"ms": round(self.ms, 3), "percent": round(self.percent, 2)}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Result:
-    """The answer of a hunt, with everything the report needs."""
+    """The answer of a hunt, with everything the reports need."""
 
     hunt: HuntKind
     good: Commit
@@ -144,11 +301,61 @@ class Result:
     build: str = ""  # the build configuration, for people
     candidate_shas: tuple[str, ...] = ()  # the whole candidate range, oldest first
     posterior: tuple[float, ...] = ()  # noisy search: probability per candidate
-    p: tuple[float, float, float] | None = None  # noisy search: symptom rate (mean, low, high)
+    p: Rate | None = None  # noisy search: symptom rate at the bad side
+    slowdown: Slowdown | None = None  # timing hunts, when a culprit was named
     timing_table: str = ""  # timing hunts: a pyperf compare_to style table (Markdown)
     warnings: tuple[str, ...] = ()  # e.g. a noisy machine; shown, never fatal
-    extra: dict[str, object] = field(default_factory=dict)  # later issues' JSON fields
+    cpython_links: bool = False  # the commits are CPython's: link them on GitHub
 
     @property
     def runs(self) -> int:
         return sum(step.runs for step in self.steps)
+
+    @property
+    def probabilistic(self) -> bool:
+        """Does the confidence come from a model (noisy search, timings) rather than logic?"""
+        return self.p is not None or self.slowdown is not None
+
+    def padded_probabilities(self) -> list[float | None]:
+        """One probability per candidate (None where the search cannot say)."""
+        return list(self.probabilities) or [None] * len(self.candidates)
+
+    def to_json(self) -> dict[str, Any]:
+        """The --json document (README "JSON")."""
+        document: dict[str, Any] = {
+            "version": RESULT_VERSION,
+            "hunt": self.hunt.value,
+            "good": self.good.sha,
+            "bad": self.bad.sha,
+            "culprit": self.culprit.to_json() if self.culprit is not None else None,
+            "candidates": [
+                {"sha": c.sha, "subject": c.subject, "probability": p}
+                for c, p in zip(self.candidates, self.padded_probabilities(), strict=True)
+            ],
+            "confidence": self.confidence,
+            "steps": [step.to_json() for step in self.steps],
+            "builds": self.builds,
+            "cached_builds": self.cached_builds,
+            "runs": self.runs,
+            "wall_seconds": round(self.wall_seconds, 3),
+        }
+        if self.p is not None:
+            document["p"] = self.p.to_json()
+        if self.slowdown is not None:
+            document["slowdown"] = self.slowdown.to_json()
+        if self.warnings:
+            document["warnings"] = list(self.warnings)
+        return document
+
+
+def check_version(data: object, version: int, what: str) -> dict[str, Any]:
+    """`data` as a dict if it is a document of `version`; SchemaError saying why not."""
+    if not isinstance(data, dict):
+        raise SchemaError(f"{what} is not a JSON object")
+    found = data.get("version")
+    if found != version:
+        raise SchemaError(
+            f"{what} has version {found!r}; this finbisect reads version {version} "
+            "(written by another finbisect version)"
+        )
+    return data

@@ -30,8 +30,9 @@ from pathlib import Path
 
 from finbisect.build import cpython
 from finbisect.build.cache import BuildCache, CachedBuild
-from finbisect.build.cpython import Flavour, Workaround
+from finbisect.build.cpython import Workaround
 from finbisect.errors import BuildError
+from finbisect.models import Flavour
 from finbisect.repo.gitrepo import Workspace
 from finbisect.runs import proc
 

@@ -12,17 +12,16 @@
 from __future__ import annotations
 
 import ast
-import enum
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from finbisect.errors import UsageError
+from finbisect.models import Flavour
 
 __all__ = [
     "WORKAROUNDS",
     "BuildPlan",
-    "Flavour",
     "Version",
     "Workaround",
     "needs_extension_modules",
@@ -32,14 +31,6 @@ __all__ = [
     "plan_build",
     "unsupported_reason",
 ]
-
-
-class Flavour(enum.StrEnum):
-    RELEASE = "release"
-    PYDEBUG = "pydebug"  # assertions + debug allocator: many races become reliable crashes
-    ASAN = "asan"  # use-after-free at exit becomes a deterministic AddressSanitizer report
-    TSAN = "tsan"  # data races reported by ThreadSanitizer (3.13+)
-    NOGIL = "nogil"  # the free-threaded build (3.13+)
 
 
 # Flavour -> (configure flags, the configure-script variable that proves support).

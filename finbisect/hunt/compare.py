@@ -12,33 +12,32 @@ so "regressed" means: B showed it, A never did in all those runs.
 from __future__ import annotations
 
 import enum
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from finbisect.build.builder import BuildConfig, Builder, BuildResult
 from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache
-from finbisect.build.cpython import Flavour
 from finbisect.errors import BuildError, GitError
-from finbisect.models import Commit, OutcomeKind, RunClass
-from finbisect.recipes.catalog import Recipe
+from finbisect.hunt.compare_options import CompareItem, CompareOptions
+from finbisect.models import Commit, RunClass
 from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
 from finbisect.runs.probe import Probe, ProbeConfig
+from finbisect.search.stats import runs_to_rule_out
 
 __all__ = [
+    "COMPARE_VERSION",
     "Change",
-    "CompareItem",
-    "CompareOptions",
     "CompareResult",
     "CompareRow",
     "Side",
-    "item_from_recipe",
     "run_compare",
-    "runs_needed",
 ]
+
+COMPARE_VERSION = 1  # the compare --json document
 
 _BATCH = 5
 _GIVE_UP = 3  # a side whose runs are mostly unrelated stops at 3x the runs needed
@@ -51,53 +50,19 @@ class Change(enum.StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CompareItem:
-    """One repro to compare: a recipe, or the user's ad-hoc script."""
-
-    name: str  # recipe id, or the script path
-    repro: Path
-    symptoms: frozenset[OutcomeKind]
-    match: re.Pattern[str] | None
-    timeout: float
-    flavour: Flavour
-    configure_flags: tuple[str, ...] = ()
-
-
-def item_from_recipe(recipe: Recipe) -> CompareItem:
-    return CompareItem(
-        name=recipe.id,
-        repro=recipe.repro,
-        symptoms=frozenset(recipe.symptom),
-        match=re.compile(recipe.match) if recipe.match else None,
-        timeout=recipe.timeout,
-        flavour=Flavour(recipe.flavour),
-        configure_flags=recipe.build_flags,
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class CompareOptions:
-    repo: Path
-    a: str
-    b: str
-    items: tuple[CompareItem, ...]
-    build: BuildConfig  # flavour and configure flags are taken per item
-    confidence: float = 0.95
-    min_rate: float = 0.1  # the rarest symptom rate the comparison must not miss
-    cache_dir: Path
-    cache_size: int = 20 * 1024**3
-
-
-@dataclass(frozen=True, kw_only=True)
 class Side:
     runs: int = 0
     symptoms: int = 0
     unrelated: int = 0
+    unrelated_signature: str = ""  # the first unrelated failure's signature
     skip_reason: str = ""  # the repro could not run here at all
 
     @property
     def informative(self) -> int:
         return self.runs - self.unrelated
+
+    def to_json(self) -> dict[str, int]:
+        return {"runs": self.runs, "symptoms": self.symptoms, "unrelated": self.unrelated}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,19 +82,29 @@ class CompareResult:
     build_descriptions: tuple[str, ...]
     confidence: float
     min_rate: float
+    cpython_links: bool = False  # the commits are CPython's: link them on GitHub
 
     @property
     def regressed(self) -> bool:
         return any(row.change is Change.REGRESSED for row in self.rows)
 
-
-def runs_needed(confidence: float, min_rate: float) -> int:
-    """Clean runs after which a bug showing in >= min_rate of runs is ruled out."""
-    return math.ceil(math.log(1 - confidence) / math.log(1 - min_rate))
+    def to_json(self) -> dict[str, Any]:
+        """The compare --json document (README "Recipes and backport reviews")."""
+        return {
+            "version": COMPARE_VERSION,
+            "a": self.a.sha,
+            "b": self.b.sha,
+            "rows": [
+                {"recipe": r.item.name, "a": r.a.to_json(), "b": r.b.to_json(),
+                 "verdict": r.change.value}
+                for r in self.rows
+            ],
+        }  # fmt: skip
 
 
 def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> CompareResult:
-    options = replace(options, build=options.build.for_repros(i.repro for i in options.items))
+    items = options.items()
+    build = options.build_config().for_repros(item.repro for item in items)
     user = UserRepo(options.repo)
     a, b = user.resolve(options.a), user.resolve(options.b)
     if a == b:
@@ -140,12 +115,12 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
         logs = workspace.root / "compares" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         cache = BuildCache(options.cache_dir / "builds")
         interpreters, builds, descriptions = _build_all(
-            options, workspace=workspace, cache=cache, logs=logs, a=a, b=b, progress=progress
+            items, build, workspace=workspace, cache=cache, logs=logs, a=a, b=b, progress=progress
         )
-        needed = runs_needed(options.confidence, options.min_rate)
+        needed = runs_to_rule_out(options.min_rate, options.confidence)
         rows = []
-        for item in options.items:
-            key = _config_key(options.build, item)
+        for item in items:
+            key = _config_key(build, item)
             pair = interpreters[key]
             rows.append(
                 _compare_item(
@@ -167,6 +142,7 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
             build_descriptions=tuple(descriptions),
             confidence=options.confidence,
             min_rate=options.min_rate,
+            cpython_links=workspace.is_cpython(),
         )
 
 
@@ -177,7 +153,8 @@ def _config_key(build: BuildConfig, item: CompareItem) -> BuildConfig:
 
 
 def _build_all(
-    options: CompareOptions,
+    items: tuple[CompareItem, ...],
+    build: BuildConfig,
     *,
     workspace: Workspace,
     cache: BuildCache,
@@ -189,8 +166,8 @@ def _build_all(
     """Build A and B once per distinct configuration the items need."""
     interpreters: dict[BuildConfig, tuple[Path, Path]] = {}
     builds = 0
-    for item in options.items:
-        config = _config_key(options.build, item)
+    for item in items:
+        config = _config_key(build, item)
         if config in interpreters:
             continue
         builder = Builder(workspace, config, logs, cache)
@@ -236,15 +213,16 @@ def _compare_item(
                 continue
             progress(f"{item.name}: {'AB'[k]} runs {side.runs + 1}-{side.runs + _BATCH}")
             outcomes = probe.run(interpreters[k], shas[k], runs=_BATCH, first_index=side.runs)
+            unrelated = [o.signature for o in outcomes if o.run_class is RunClass.UNRELATED]
             side = Side(
                 runs=side.runs + len(outcomes),
                 symptoms=side.symptoms + sum(o.run_class is RunClass.SYMPTOM for o in outcomes),
-                unrelated=side.unrelated + sum(o.run_class is RunClass.UNRELATED for o in outcomes),
+                unrelated=side.unrelated + len(unrelated),
+                unrelated_signature=side.unrelated_signature or next(iter(unrelated), ""),
             )
             if side.runs >= _GIVE_UP * needed and side.informative < needed:
-                unrelated = next(o for o in outcomes if o.run_class is RunClass.UNRELATED)
                 side = replace(
-                    side, skip_reason=f"mostly unrelated failures: {unrelated.signature}"
+                    side, skip_reason=f"mostly unrelated failures: {side.unrelated_signature}"
                 )
             sides[k] = side
     return CompareRow(item=item, a=sides[0], b=sides[1], change=_change(sides[0], sides[1]))

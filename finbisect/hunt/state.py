@@ -10,13 +10,13 @@ command continues an interrupted hunt, and a changed command starts afresh.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from finbisect.errors import UsageError
-from finbisect.models import Commit, Outcome, OutcomeKind, RunClass, Step, Verdict
+from finbisect.models import SchemaError, Step, Verdict, check_version
 
 __all__ = [
     "STATE_VERSION",
@@ -25,10 +25,10 @@ __all__ = [
     "find_hunt",
     "git_bisect_log",
     "iter_hunts",
-    "iter_hunts_in",
+    "unfinished_hunt",
 ]
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: visits hold Step's own JSON (the --json result's step shape)
 STATE_FILE = "state.json"
 
 
@@ -38,6 +38,23 @@ class SavedVisit:
     compiled: bool
     step: Step
     implied: str = ""  # git bisect term implied by the final answer ("new"/"old"/"skip")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "compiled": self.compiled,
+            "implied": self.implied,
+            "step": self.step.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SavedVisit:
+        return cls(
+            index=data["index"],
+            compiled=data["compiled"],
+            implied=data["implied"],
+            step=Step.from_json(data["step"]),
+        )
 
 
 @dataclass(kw_only=True)
@@ -74,26 +91,30 @@ class HuntState:
             "status": self.status,
             "answer": self.answer,
             "culprit": self.culprit,
-            "visits": [_visit_json(v) for v in self.visits],
+            "visits": [v.to_json() for v in self.visits],
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".{STATE_FILE}.tmp"
         tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(self.directory / STATE_FILE)
 
+    def end(self, status: str, answer: str) -> None:
+        self.status, self.answer = status, answer
+        self.save()
+
     @classmethod
     def load(cls, directory: Path) -> HuntState:
         path = directory / STATE_FILE
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read hunt state {path}: {exc}") from None
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            raise UsageError(
-                f"{path} was written by another finbisect version (state version "
-                f"{data.get('version') if isinstance(data, dict) else '?'}; this one reads "
-                f"{STATE_VERSION})"
-            )
+            data = check_version(json.loads(path.read_text()), STATE_VERSION, str(path))
+            return cls._from_json(directory, data)
+        except SchemaError as exc:
+            raise UsageError(str(exc)) from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"cannot read hunt state {path}: {exc!r}") from None
+
+    @classmethod
+    def _from_json(cls, directory: Path, data: dict[str, Any]) -> HuntState:
         return cls(
             directory=directory,
             key=data["key"],
@@ -106,7 +127,7 @@ class HuntState:
             status=data["status"],
             answer=data.get("answer", ""),
             culprit=data.get("culprit"),
-            visits=[_visit_from_json(v) for v in data["visits"]],
+            visits=[SavedVisit.from_json(v) for v in data["visits"]],
         )
 
 
@@ -115,9 +136,20 @@ def iter_hunts(cache_dir: Path) -> Iterator[HuntState]:
     return _newest_first(cache_dir.glob(f"repos/*/hunts/*/{STATE_FILE}"))
 
 
-def iter_hunts_in(hunts_dir: Path) -> Iterator[HuntState]:
-    """The saved hunts of one cache entry, newest first."""
-    return _newest_first(hunts_dir.glob(f"*/{STATE_FILE}"))
+def unfinished_hunt(hunts_dir: Path, key: str, *, note: Callable[[str], None]) -> HuntState | None:
+    """The newest saved hunt with this key if it did not finish (the lock makes it not
+    running): a hunt to resume. Unreadable states are skipped, and `note` says so."""
+    for path in sorted(
+        hunts_dir.glob(f"*/{STATE_FILE}"), key=lambda p: p.parent.name, reverse=True
+    ):
+        try:
+            state = HuntState.load(path.parent)
+        except UsageError as exc:
+            note(f"not resuming from {path.parent.name}: {exc.message}")
+            continue
+        if state.key == key:
+            return state if state.status in ("running", "interrupted") else None
+    return None
 
 
 def _newest_first(found: Iterable[Path]) -> Iterator[HuntState]:
@@ -179,66 +211,3 @@ def _observed(visit: SavedVisit, regression: bool) -> str:
         return "skip"
     bad = visit.step.verdict is Verdict.BAD
     return "new" if bad == regression else "old"
-
-
-def _visit_json(visit: SavedVisit) -> dict[str, Any]:
-    step = visit.step
-    return {
-        "index": visit.index,
-        "compiled": visit.compiled,
-        "implied": visit.implied,
-        "commit": {
-            "sha": step.commit.sha,
-            "subject": step.commit.subject,
-            "author": step.commit.author,
-            "date": step.commit.date,
-            "message": step.commit.message,
-        },
-        "verdict": step.verdict.value,
-        "reason": step.reason,
-        "build_seconds": step.build_seconds,
-        "run_seconds": step.run_seconds,
-        "cached": step.cached,
-        "build_log": step.build_log,
-        "timing": dict(step.timing) if step.timing is not None else None,
-        "outcomes": [
-            {
-                "kind": o.kind.value,
-                "run_class": o.run_class.value,
-                "returncode": o.returncode,
-                "signal": o.signal,
-                "duration": o.duration,
-                "signature": o.signature,
-                "log_path": o.log_path,
-            }
-            for o in step.outcomes
-        ],
-    }
-
-
-def _visit_from_json(data: dict[str, Any]) -> SavedVisit:
-    step = Step(
-        commit=Commit(**data["commit"]),
-        verdict=Verdict(data["verdict"]),
-        reason=data["reason"],
-        outcomes=tuple(
-            Outcome(
-                kind=OutcomeKind(o["kind"]),
-                run_class=RunClass(o["run_class"]),
-                returncode=o["returncode"],
-                signal=o["signal"],
-                duration=o["duration"],
-                signature=o["signature"],
-                log_path=o["log_path"],
-            )
-            for o in data["outcomes"]
-        ),
-        build_seconds=data["build_seconds"],
-        run_seconds=data["run_seconds"],
-        cached=data["cached"],
-        build_log=data["build_log"],
-        timing=data.get("timing"),
-    )
-    return SavedVisit(
-        index=data["index"], compiled=data["compiled"], step=step, implied=data.get("implied", "")
-    )

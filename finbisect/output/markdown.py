@@ -7,17 +7,16 @@ the command that reproduces the result are stated.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from finbisect import __version__
 from finbisect.hunt.compare import CompareResult
+from finbisect.links import commit_url, issue_refs
 from finbisect.models import Commit, Result, Step
-from finbisect.output.terminal import issue_refs, posterior_chart
+from finbisect.output.terminal import posterior_chart
 from finbisect.search.stats import rate_interval
 
 __all__ = ["compare_markdown", "result_markdown"]
-
-COMMIT_URL = "https://github.com/python/cpython/commit/{}"
 
 
 def _rate(symptoms: int, runs: int) -> str:
@@ -27,8 +26,9 @@ def _rate(symptoms: int, runs: int) -> str:
     return f"{symptoms / runs:.0%} ({low:.0%}–{high:.0%})"
 
 
-def _commit_link(commit: Commit) -> str:
-    return f"[`{commit.short}`]({COMMIT_URL.format(commit.sha)})"
+def _commit_link(commit: Commit, linked: bool = True) -> str:
+    """A link on GitHub for CPython's commits; the plain hash for any other history."""
+    return f"[`{commit.short}`]({commit_url(commit.sha)})" if linked else f"`{commit.short}`"
 
 
 def _refs(commit: Commit) -> str:
@@ -44,10 +44,15 @@ def _machine(facts: Mapping[str, str]) -> str:
 
 
 def result_markdown(result: Result, machine: Mapping[str, str]) -> str:
+    linked = result.cpython_links
+
+    def link(commit: Commit) -> str:
+        return _commit_link(commit, linked)
+
     out = []
     if result.culprit is not None:
         culprit = result.culprit
-        out.append(f"### finbisect: {result.hunt.phrase} {_commit_link(culprit)}")
+        out.append(f"### finbisect: {result.hunt.phrase} {link(culprit)}")
         out.append("")
         out.append(f"> **{_escape(culprit.subject)}**  ")
         out.append(
@@ -59,35 +64,31 @@ def result_markdown(result: Result, machine: Mapping[str, str]) -> str:
         out.append("")
         out.append(f"The first {result.hunt.new_verdict.value} commit is one of:")
         out.append("")
-        probabilities = list(result.probabilities) or [None] * len(result.candidates)
-        for commit, p in zip(result.candidates, probabilities, strict=True):
+        for commit, p in zip(result.candidates, result.padded_probabilities(), strict=True):
             share = f" — {p:.1%}" if p is not None else ""
-            out.append(f"- {_commit_link(commit)} {_escape(commit.subject)}{share}")
+            out.append(f"- {link(commit)} {_escape(commit.subject)}{share}")
     out.append("")
     summary = (
-        f"Hunt: {result.hunt.value}, good {_commit_link(result.good)}, "
-        f"bad {_commit_link(result.bad)}; {len(result.steps)} revisions tested, "
+        f"Hunt: {result.hunt.value}, good {link(result.good)}, "
+        f"bad {link(result.bad)}; {len(result.steps)} revisions tested, "
         f"{result.runs} runs, {result.builds} builds ({result.cached_builds} reused)"
     )
     if result.p is not None:
-        estimate, low, high = result.p
+        rate = result.p
         summary += (
             f"; confidence {result.confidence:.3f}; symptom rate on the bad side "
-            f"{estimate:.0%} (90% interval {low:.0%}–{high:.0%})"
+            f"{rate.estimate:.0%} (90% interval {rate.low:.0%}–{rate.high:.0%})"
         )
     out += [summary + ".", ""]
-    out += _steps_table(result.steps)
+    out += _steps_table(result.steps, link)
     chart = posterior_chart(result)
     if chart:
         out += ["", "```", *chart, "```"]
     if result.timing_table:
         out += ["", "Timings (`pyperf compare_to` style):", "", result.timing_table]
-    slowdown = result.extra.get("slowdown")
-    if isinstance(slowdown, dict):
-        out += [
-            "",
-            f"Slowdown at the culprit: {slowdown['ms']:+.1f} ms ({slowdown['percent']:+.1f}%)",
-        ]
+    if result.slowdown is not None:
+        ms, percent = result.slowdown.ms, result.slowdown.percent
+        out += ["", f"Slowdown at the culprit: {ms:+.1f} ms ({percent:+.1f}%)"]
     out += [
         "",
         f"**Build:** {result.build or 'unknown'}  ",
@@ -102,14 +103,14 @@ def result_markdown(result: Result, machine: Mapping[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _steps_table(steps: tuple[Step, ...]) -> list[str]:
+def _steps_table(steps: tuple[Step, ...], link: Callable[[Commit], str]) -> list[str]:
     rows = [
         "| # | commit | verdict | symptom runs | rate (90% interval) | reason |",
         "|---:|---|---|---:|---|---|",
     ]
     for number, step in enumerate(steps, 1):
         rows.append(
-            f"| {number} | {_commit_link(step.commit)} | {step.verdict.value} | "
+            f"| {number} | {link(step.commit)} | {step.verdict.value} | "
             f"{step.symptoms}/{step.runs} | {_rate(step.symptoms, step.runs)} | "
             f"{_escape(step.reason)} |"
         )
@@ -119,7 +120,8 @@ def _steps_table(steps: tuple[Step, ...]) -> list[str]:
 def compare_markdown(result: CompareResult, machine: Mapping[str, str], command: str) -> str:
     verdict = "regressed" if result.regressed else "no regression"
     out = [
-        f"### finbisect compare: {_commit_link(result.a)} (A) vs {_commit_link(result.b)} (B):"
+        f"### finbisect compare: {_commit_link(result.a, result.cpython_links)} (A) vs "
+        f"{_commit_link(result.b, result.cpython_links)} (B):"
         f" {verdict}",
         "",
         f"A: {_escape(result.a.subject)}  ",

@@ -7,7 +7,6 @@ to stderr, the final report to stdout, the JSON to the file the user names.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,44 +16,23 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from finbisect.hunt.compare import CompareResult
+from finbisect.hunt.compare import COMPARE_VERSION, CompareResult
 from finbisect.hunt.state import HuntState
+from finbisect.links import bpo_url, commit_url, gh_issue_url, issue_refs
 from finbisect.models import Commit, Result, Step, Verdict
 from finbisect.output.style import VERDICT_STYLE, clock, fancy
 from finbisect.recipes.catalog import Recipe
 
 __all__ = [
-    "JSON_VERSION",
     "compare_to_json",
     "format_compare",
     "format_hunt_list",
     "format_recipe",
     "format_recipe_list",
-    "issue_refs",
     "posterior_chart",
     "print_report",
-    "result_to_json",
     "write_json",
 ]
-
-JSON_VERSION = 1
-
-_REF_PATTERNS = [
-    (re.compile(r"\bbpo-(\d+)\b"), "bpo-{}", "https://bugs.python.org/issue{}"),
-    (re.compile(r"\bIssue #(\d+)\b", re.IGNORECASE), "bpo-{}", "https://bugs.python.org/issue{}"),
-    (re.compile(r"\bgh-(\d+)\b"), "gh-{}", "https://github.com/python/cpython/issues/{}"),
-    (re.compile(r"\bGH-(\d+)\b"), "GH-{}", "https://github.com/python/cpython/pull/{}"),
-]
-
-
-def issue_refs(message: str) -> list[dict[str, str]]:
-    """bpo-/Issue #/gh-/GH- references in a commit message, with links, in order."""
-    found: dict[str, tuple[int, str]] = {}
-    for pattern, label, url in _REF_PATTERNS:
-        for m in pattern.finditer(message):
-            ref = label.format(m.group(1))
-            found.setdefault(ref, (m.start(), url.format(m.group(1))))
-    return [{"ref": ref, "url": url} for ref, (_, url) in sorted(found.items(), key=lambda x: x[1])]
 
 
 # -- final report ----------------------------------------------------------------
@@ -68,8 +46,7 @@ def print_report(result: Result, stream: IO[str] | None = None) -> None:
 
 def _headline(result: Result) -> str:
     if result.culprit is not None:
-        probabilistic = result.p is not None or "slowdown" in result.extra
-        sure = f" (confidence {result.confidence:.3f})" if probabilistic else ""
+        sure = f" (confidence {result.confidence:.3f})" if result.probabilistic else ""
         return f"{result.hunt.phrase} {result.culprit.sha}{sure}"
     if result.candidates:
         return (
@@ -105,15 +82,15 @@ def posterior_chart(result: Result, width: int = 64) -> list[str]:
 
 def _noise_lines(result: Result) -> list[str]:
     lines = [f"warning: {warning}" for warning in result.warnings]
-    slowdown = result.extra.get("slowdown")
-    if isinstance(slowdown, dict):
-        lines.append(f"slowdown: {slowdown['ms']:+.1f} ms ({slowdown['percent']:+.1f}%)")
+    if result.slowdown is not None:
+        lines.append(f"slowdown: {result.slowdown.ms:+.1f} ms ({result.slowdown.percent:+.1f}%)")
     if result.p is None:
         return lines
-    estimate, low, high = result.p
+    p = result.p
     return [
         *lines,
-        f"symptom rate at the bad side: p ≈ {estimate:.2f} (90% interval {low:.2f}–{high:.2f})",
+        f"symptom rate at the bad side: p ≈ {p.estimate:.2f} "
+        f"(90% interval {p.low:.2f}–{p.high:.2f})",
         "assumes no false positives: a revision without the bug never shows the symptom",
         *posterior_chart(result),
     ]
@@ -137,7 +114,7 @@ def _step_row(number: int, step: Step) -> list[str]:
         str(number),
         step.commit.short,
         step.verdict.value,
-        f"{step.timing['mean_ms']:.1f} ms" if step.timing else f"{step.symptoms}/{step.runs}",
+        f"{step.timing.mean_ms:.1f} ms" if step.timing else f"{step.symptoms}/{step.runs}",
         f"{step.build_seconds:.1f}" + (" (cached)" if step.cached else ""),
         f"{step.run_seconds:.1f}",
         step.reason,
@@ -167,8 +144,7 @@ def _plain(result: Result) -> str:
 
 
 def _probabilities(result: Result) -> list[str]:
-    probs = list(result.probabilities) or [None] * len(result.candidates)
-    return [f"{p:6.1%}  " if p is not None else "" for p in probs]
+    return [f"{p:6.1%}  " if p is not None else "" for p in result.padded_probabilities()]
 
 
 def _print_rich(result: Result, console: Console) -> None:
@@ -197,66 +173,7 @@ def _print_rich(result: Result, console: Console) -> None:
     console.print(Text(f"reproduce: {result.command}", style="dim"))
 
 
-# -- JSON ------------------------------------------------------------------------
-def _commit_json(commit: Commit) -> dict[str, Any]:
-    return {
-        "sha": commit.sha,
-        "subject": commit.subject,
-        "author": commit.author,
-        "date": commit.date,
-        "refs": issue_refs(commit.message),
-    }
-
-
-def _step_json(step: Step) -> dict[str, Any]:
-    return {
-        "sha": step.commit.sha,
-        "verdict": step.verdict.value,
-        "reason": step.reason,
-        "runs": step.runs,
-        "symptoms": step.symptoms,
-        "outcomes": step.outcome_counts(),
-        "build_seconds": round(step.build_seconds, 3),
-        "run_seconds": round(step.run_seconds, 3),
-        "cached": step.cached,
-    } | ({"timing": dict(step.timing)} if step.timing is not None else {})
-
-
-def result_to_json(result: Result) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "version": JSON_VERSION,
-        "hunt": result.hunt.value,
-        "good": result.good.sha,
-        "bad": result.bad.sha,
-        "culprit": _commit_json(result.culprit) if result.culprit is not None else None,
-        "candidates": [
-            {"sha": c.sha, "subject": c.subject, "probability": p}
-            for c, p in zip(
-                result.candidates,
-                list(result.probabilities) or [None] * len(result.candidates),
-                strict=True,
-            )
-        ],
-        "confidence": result.confidence,
-        "steps": [_step_json(s) for s in result.steps],
-        "builds": result.builds,
-        "cached_builds": result.cached_builds,
-        "runs": result.runs,
-        "wall_seconds": round(result.wall_seconds, 3),
-    }
-    if result.p is not None:
-        estimate, low, high = result.p
-        document["p"] = {"estimate": estimate, "low": low, "high": high}
-    if result.warnings:
-        document["warnings"] = list(result.warnings)
-    document.update(_json_safe(result.extra))
-    return document
-
-
-def _json_safe(extra: Mapping[str, object]) -> dict[str, Any]:
-    return {key: value for key, value in extra.items() if key not in {"version"}}
-
-
+# -- files -------------------------------------------------------------------------
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
     """Write atomically, so a reader never sees half a document."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -287,13 +204,13 @@ def format_recipe(recipe: Recipe) -> str:
     out.append(f"match:    {recipe.match or '(any)'}")
     out.append(f"timeout:  {recipe.timeout:g} s")
     out.append(
-        f"flavour:  {recipe.flavour}"
+        f"flavour:  {recipe.flavour.value}"
         + (f" {' '.join(recipe.build_flags)}" if recipe.build_flags else "")
     )
     links = recipe.links
-    out += [f"bpo-{n}: https://bugs.python.org/issue{n}" for n in links.bpo]
-    out += [f"gh-{n}: https://github.com/python/cpython/issues/{n}" for n in links.gh]
-    out += [f"commit: https://github.com/python/cpython/commit/{c}" for c in links.commits]
+    out += [f"bpo-{n}: {bpo_url(n)}" for n in links.bpo]
+    out += [f"gh-{n}: {gh_issue_url(n)}" for n in links.gh]
+    out += [f"commit: {commit_url(c)}" for c in links.commits]
     out += [f"source: {s}" for s in links.sources]
     for number, hunt in enumerate(recipe.hunts, 1):
         culprit = f", culprit {hunt.culprit[:12]}" if hunt.culprit else ""
@@ -349,7 +266,7 @@ def compare_to_json(result: CompareResult) -> dict[str, Any]:
         return {"runs": s.runs, "symptoms": s.symptoms, "unrelated": s.unrelated}
 
     return {
-        "version": JSON_VERSION,
+        "version": COMPARE_VERSION,
         "a": result.a.sha,
         "b": result.b.sha,
         "rows": [

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from finbisect.errors import UsageError
-from finbisect.models import HuntKind, OutcomeKind
+from finbisect.models import Flavour, HuntKind, OutcomeKind
 
 __all__ = [
-    "FLAVOURS",
     "SYMPTOM_KINDS",
     "Recipe",
     "RecipeHunt",
@@ -32,7 +31,6 @@ __all__ = [
     "recipe_to_dict",
 ]
 
-FLAVOURS = ("release", "pydebug", "asan", "tsan", "nogil")
 SYMPTOM_KINDS = (OutcomeKind.CRASH, OutcomeKind.HANG, OutcomeKind.ERROR)
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9]*-[0-9]+[a-z0-9-]*$")
@@ -82,7 +80,7 @@ class Recipe:
     symptom: tuple[OutcomeKind, ...]
     match: str | None
     timeout: float
-    flavour: str
+    flavour: Flavour
     build_flags: tuple[str, ...] = ()
     links: RecipeLinks = RecipeLinks()
     hunts: tuple[RecipeHunt, ...] = ()
@@ -241,9 +239,12 @@ def load_recipe(path: str | Path) -> Recipe:
     symptom = _symptom(check, data["symptom"])
     match = _match(check, data["match"]) if "match" in data else None
 
-    flavour = check.string(data["flavour"], "flavour").strip()
-    if flavour not in FLAVOURS:
-        raise check.fail(f"flavour must be one of {', '.join(FLAVOURS)}, not {flavour!r}")
+    flavour_text = check.string(data["flavour"], "flavour").strip()
+    try:
+        flavour = Flavour(flavour_text)
+    except ValueError:
+        names = ", ".join(f.value for f in Flavour)
+        raise check.fail(f"flavour must be one of {names}, not {flavour_text!r}") from None
     build_flags = check.strings(data.get("build_flags", []), "build_flags")
 
     links = _links(check, data.get("links", {}))
@@ -323,7 +324,7 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, object]:
         "symptom": [kind.value for kind in recipe.symptom],
         "match": recipe.match,
         "timeout": recipe.timeout,
-        "flavour": recipe.flavour,
+        "flavour": recipe.flavour.value,
         "build_flags": list(recipe.build_flags),
         "links": {
             "bpo": list(recipe.links.bpo),

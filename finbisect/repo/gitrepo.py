@@ -36,6 +36,9 @@ _READ_ONLY_ENV = {
     "GIT_AUTO_GC": "0",
 }
 _USER_REFS = "refs/finbisect/user"  # where the user's refs are mirrored in our clone
+# The first commit of CPython's history (Guido van Rossum, "Initial revision", 1990): a
+# repository that has it is CPython's (cherry_picker checks for it the same way).
+CPYTHON_ROOT = "7f777ed95a19224294949e1b4ce56bbffcb1fe9f"
 
 
 def _git_error(exc: git.GitCommandError) -> str:
@@ -52,6 +55,11 @@ class Hunt:
     good: str
     bad: str
     graph: CandidateGraph  # oldest first; the new end is the last candidate
+
+    @property
+    def bug_is_new(self) -> bool:
+        """Does the symptom live on the newer side (a regression hunt)?"""
+        return self.kind is HuntKind.REGRESSION
 
     @property
     def old(self) -> str:
@@ -74,8 +82,8 @@ class UserRepo:
             raise GitError(f"not a git repository: {path}") from None
         self.path = Path(repo.working_tree_dir or repo.git_dir).resolve()
         self.git_dir = Path(repo.git_dir).resolve()
-        self._git = repo.git
-        self._git.update_environment(**_READ_ONLY_ENV)
+        self.git = repo.git
+        self.git.update_environment(**_READ_ONLY_ENV)
 
     def resolve(self, rev: str) -> str:
         """Full sha of the commit `rev` names in the user's repository."""
@@ -83,7 +91,7 @@ class UserRepo:
             raise GitError(f"not a revision: {rev!r}")
         try:
             return str(
-                self._git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+                self.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
             )
         except git.GitCommandError:
             raise GitError(f"unknown revision {rev!r} in {self.path}") from None
@@ -176,6 +184,24 @@ class Workspace:
             date=c.authored_datetime.isoformat(),
             message=message,
         )
+
+    def parents(self, sha: str) -> list[str]:
+        """The commit's parents, first parent first."""
+        return [parent.hexsha for parent in self.repo.commit(sha).parents]
+
+    def is_cpython(self) -> bool:
+        """Are these CPython's own commits, so that github.com/python/cpython has them?
+
+        Yes when the user's repository has CPython's first commit or a remote on
+        python/cpython; not for generated or replayed histories (the demo, Debian's).
+        """
+        if self._has_commit(CPYTHON_ROOT):
+            return True
+        try:
+            remotes = str(self.user.git.config("--get-regexp", r"^remote\..*\.url$"))
+        except git.GitCommandError:  # no remotes at all
+            return False
+        return "python/cpython" in remotes
 
     def worktree(self, name: str) -> Path:
         """A persistent work tree of the clone (e.g. one build tree per configuration)."""

@@ -50,8 +50,8 @@ to unbuildable commits); no buildable revision is informative any more
 (AMBIGUOUS); `max_runs` recorded runs spent (BUDGET_SPENT). Inconclusive
 answers list the top candidates, most probable first, with probabilities.
 
-Costs: `set_costs(build_seconds=, run_seconds=, visit_seconds=)` sets the
-estimates (defaults 300 s, 5 s, 1 s); `record_costs(index, ...)` feeds
+Costs: the constructor's `costs` are the estimates before any is measured
+(defaults 300 s, 5 s, 1 s); `record_costs(index, ...)` feeds
 measurements after each visit (running means). Revisions recorded, or named
 in `mark_built` (interpreters already in the build cache), cost no build.
 """
@@ -63,11 +63,13 @@ import enum
 import math
 from collections.abc import Iterable
 
+from finbisect.models import Rate
 from finbisect.search.posterior import PRIOR_A, PRIOR_B, CellPosterior, Snapshot
 from finbisect.search.stats import (
     best_split,
     beta_mixture_quantile,
     beta_quantile,
+    runs_to_rule_out,
     split_information,
 )
 from finbisect.search.strategy import (
@@ -75,7 +77,9 @@ from finbisect.search.strategy import (
     Answer,
     AnswerStatus,
     CandidateGraph,
+    Costs,
     SearchRequest,
+    SearchSummary,
     bits,
 )
 
@@ -86,6 +90,7 @@ _CALIBRATED_RATIO = 0.5  # calibration ends when p_low >= this x posterior mean
 _BATCHES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200)
 _TOP = 10  # candidates listed in an inconclusive answer
 _EPS = 1e-12
+_DEFAULT_COSTS = Costs()
 
 
 # -- the search ------------------------------------------------------------------------
@@ -114,6 +119,7 @@ class NoisyBisection:
         max_runs: int = 2000,
         max_runs_per_revision: int = 200,
         verify: bool = True,
+        costs: Costs = _DEFAULT_COSTS,
     ) -> None:
         if len(graph) == 0:
             raise ValueError("no candidates")
@@ -135,18 +141,11 @@ class NoisyBisection:
         self._phase = _Phase.CALIBRATE
         self._answer = Answer(AnswerStatus.SEARCHING)
         self._groups: tuple[int, list[int]] | None = None  # (skip mask, groups) cache
-        self.build_seconds, self.run_seconds, self.visit_seconds = 300.0, 5.0, 1.0
+        self.build_seconds, self.run_seconds = costs.build_seconds, costs.run_seconds
+        self.visit_seconds = costs.visit_seconds
         self._measured: dict[str, list[float]] = {"build": [0.0, 0.0], "run": [0.0, 0.0]}
 
     # -- cost hooks ------------------------------------------------------------------
-    def set_costs(
-        self, *, build_seconds: float, run_seconds: float, visit_seconds: float | None = None
-    ) -> None:
-        """Cost estimates; `visit_seconds` is the fixed overhead of any visit (default 1 s)."""
-        self.build_seconds, self.run_seconds = build_seconds, run_seconds
-        if visit_seconds is not None:
-            self.visit_seconds = visit_seconds
-
     def record_costs(
         self, index: int, *, build_seconds: float | None, run_seconds: float, runs: int
     ) -> None:
@@ -259,6 +258,12 @@ class NoisyBisection:
                 out[c] = each
         return out
 
+    def summary(self) -> SearchSummary:
+        mean, low, high = self.p_estimate()
+        return SearchSummary(
+            posterior=tuple(self.posterior()), p=Rate(estimate=mean, low=low, high=high)
+        )
+
     def p_estimate(self) -> tuple[float, float, float]:
         """p at the bug side: posterior mean and 5%/95% quantiles (integrated over c)."""
         parts = [
@@ -270,10 +275,6 @@ class NoisyBisection:
         parts = [(w / total, a, b) for w, a, b in parts]
         mean = sum(w * a / (a + b) for w, a, b in parts)
         return mean, beta_mixture_quantile(_TAIL, parts), beta_mixture_quantile(1.0 - _TAIL, parts)
-
-    @property
-    def runs_recorded(self) -> int:
-        return self._runs
 
     # -- phases ----------------------------------------------------------------------
     def _stats(self, index: int) -> list[int]:
@@ -309,10 +310,7 @@ class NoisyBisection:
     def _clean_end_runs(self) -> int:
         s, f = self._stats(self.bug_end)
         low = beta_quantile(_TAIL, PRIOR_A + s, PRIOR_B + f)
-        if low >= 1.0 - _EPS:
-            return 1
-        need = math.ceil(math.log(1.0 - self.confidence) / math.log1p(-low))
-        return max(1, min(need, self.max_runs_per_revision))
+        return min(runs_to_rule_out(low, self.confidence), self.max_runs_per_revision)
 
     def _end_status(self, index: int) -> AnswerStatus:
         if index == OLD_END:

@@ -16,7 +16,9 @@ __all__ = [
     "binary_entropy",
     "log_beta",
     "rate_interval",
+    "runs_to_rule_out",
     "split_information",
+    "t_critical_95",
     "z_channel_capacity",
 ]
 
@@ -112,3 +114,20 @@ def rate_interval(symptoms: int, runs: int) -> tuple[float, float]:
     low = 0.0 if symptoms == 0 else beta_quantile(0.05, symptoms + 0.5, runs - symptoms + 0.5)
     high = 1.0 if symptoms == runs else beta_quantile(0.95, symptoms + 0.5, runs - symptoms + 0.5)
     return low, high
+
+
+def runs_to_rule_out(rate: float, confidence: float) -> int:
+    """Clean runs after which a symptom showing in >= `rate` of runs is ruled out with
+    `confidence`: the smallest k with (1 - rate)^k <= 1 - confidence."""
+    if rate >= 1.0 - _EPS:
+        return 1
+    return max(1, math.ceil(math.log(1.0 - confidence) / math.log1p(-rate)))
+
+
+def t_critical_95(dof: int) -> float:
+    """The two-sided 95% critical value of Student's t with `dof` degrees of freedom.
+
+    P(|T| > t) = I_x(dof/2, 1/2) with x = dof / (dof + t²) (the incomplete beta).
+    """
+    x = beta_quantile(0.05, dof / 2.0, 0.5)
+    return math.sqrt(dof * (1.0 - x) / x)

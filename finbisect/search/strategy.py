@@ -19,14 +19,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from finbisect.models import Rate
+
 __all__ = [
     "OLD_END",
     "Answer",
     "AnswerStatus",
     "CandidateGraph",
     "ClassicBisection",
+    "Costs",
     "Search",
     "SearchRequest",
+    "SearchSummary",
     "bits",
 ]
 
@@ -79,6 +83,15 @@ class CandidateGraph:
         return bool(self.ancestors[index] >> culprit & 1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Costs:
+    """What a visit costs, in seconds, before any is measured (searches that weigh costs)."""
+
+    build_seconds: float = 300.0  # compiling a revision not built before
+    run_seconds: float = 5.0  # one run of the repro
+    visit_seconds: float = 1.0  # the fixed overhead of any visit (checkout, start-up)
+
+
 @dataclass(frozen=True)
 class SearchRequest:
     index: int  # candidate index, or OLD_END
@@ -101,6 +114,14 @@ class Answer:
     candidates: tuple[int, ...] = ()
     probabilities: tuple[float | None, ...] = ()
     confidence: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSummary:
+    """What a search can say beyond its answer, for the reports."""
+
+    posterior: tuple[float, ...] = ()  # probability per candidate (probabilistic searches)
+    p: Rate | None = None  # the symptom rate per run at the bug side (one-sided noisy search)
 
 
 class Search(Protocol):
@@ -130,6 +151,9 @@ class Search(Protocol):
 
     def mark_built(self, indices: Iterable[int]) -> None:
         """Revisions whose interpreter is already built: visiting them costs no build."""
+
+    def summary(self) -> SearchSummary:
+        """Posterior and rates for the reports (empty for git bisect's search)."""
 
 
 class ClassicBisection:
@@ -212,6 +236,9 @@ class ClassicBisection:
 
     def mark_built(self, indices: Iterable[int]) -> None:
         pass
+
+    def summary(self) -> SearchSummary:
+        return SearchSummary()
 
     # -- internals ---------------------------------------------------------
     def _mark(self, index: int, *, is_new: bool) -> None:

@@ -7,7 +7,6 @@ is what `run` does.
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -15,10 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 
-from finbisect.build.builder import BuildConfig
 from finbisect.errors import UsageError
 from finbisect.hunt.options import HuntOptions
-from finbisect.models import OutcomeKind
 from finbisect.testing.minipy import AUTHORS, NOTES, GeneratedHistory, HistoryBuilder, history_of
 
 __all__ = ["DEMO_REPRO", "demo_history", "demo_options", "demo_workspace"]
@@ -64,11 +61,10 @@ def demo_options(where: Path, *, flaky: bool = False) -> HuntOptions:
         repo=history.path,
         good=history.good,
         bad=history.bad,
-        build=BuildConfig(command="make", interpreter="python", jobs=1, timeout=60.0),
-        symptoms=frozenset({OutcomeKind.CRASH, OutcomeKind.HANG}),
-        match=re.compile(r"pthread_mutex_destroy\(gil_mutex\) failed"),
+        build_cmd="make",
+        build_timeout=60.0,
+        match=r"pthread_mutex_destroy\(gil_mutex\) failed",
         timeout=10.0,
-        runs=None,  # the default search of `finbisect run`
         cache_dir=where / "cache",
     )
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from finbisect.search.noisy import NoisyBisection
-from finbisect.search.strategy import OLD_END, AnswerStatus, CandidateGraph, Search
+from finbisect.search.strategy import OLD_END, AnswerStatus, CandidateGraph, Costs, Search
 
 __all__ = ["HuntStats", "Summary", "noisy_factory", "simulate_hunt", "simulate_many"]
 
@@ -146,17 +146,18 @@ def noisy_factory(
     *,
     build_seconds: float = 300.0,
     run_seconds: float = 5.0,
-    visit_seconds: float | None = None,
+    visit_seconds: float = 1.0,
     confidence: float = 0.95,
     max_runs: int = 2000,
 ) -> Callable[[CandidateGraph], Search]:
     """A maker of NoisyBisection searches (regression hunts) with fixed cost estimates."""
 
     def make(graph: CandidateGraph) -> Search:
-        search = NoisyBisection(graph, bug_is_new=True, confidence=confidence, max_runs=max_runs)
-        search.set_costs(
+        costs = Costs(
             build_seconds=build_seconds, run_seconds=run_seconds, visit_seconds=visit_seconds
         )
-        return search
+        return NoisyBisection(
+            graph, bug_is_new=True, confidence=confidence, max_runs=max_runs, costs=costs
+        )
 
     return make

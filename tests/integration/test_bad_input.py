@@ -35,7 +35,7 @@ def _one_line(stderr: str) -> str:
         (["--runs", "0"], 2, "--runs"),
         (["--jobs", "x"], 2, "--jobs"),
         (["--frobnicate"], 2, "--frobnicate"),
-        (["--build-cmd", " "], 2, "--build-cmd is empty"),
+        (["--build-cmd", " "], 2, "'--build-cmd': it is empty"),
         (["--json", "/nonexistent/dir/out.json"], 2, "directory does not exist"),
         (["--markdown", "/nonexistent/dir/out.md"], 2, "directory does not exist"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,10 @@ def test_compare_verdicts(
         assert clean["runs"] >= 29  # rules out a 10% rate with 95% confidence
     markdown = (tmp_path / "cmp.md").read_text()
     assert f"**{verdict}**" in markdown
-    assert f"https://github.com/python/cpython/commit/{history.shas[b]}" in markdown
+    # minipy's commits are not CPython's: named by hash, not linked to GitHub.
+    assert f"`{history.shas[b][:10]}` (B)" in markdown
+    assert "github.com/python/cpython/commit" not in markdown
+    assert f"finbisect compare {history.shas[a]} {history.shas[b]} --repo" in markdown
 
 
 def test_compare_with_recipes_selects_by_id(tmp_path: Path) -> None:
@@ -57,6 +61,12 @@ def test_compare_with_recipes_selects_by_id(tmp_path: Path) -> None:
 
 def test_run_writes_a_markdown_report(tmp_path: Path, hunt: Hunt) -> None:
     history = linear_history(tmp_path / "repo", commits=20, culprit=12, crash_percent=50)
+    # A clone of CPython's repository (its remote says so): commits become links.
+    subprocess.run(
+        ["git", "-C", str(history.path), "remote", "add", "upstream",
+         "https://github.com/python/cpython.git"],
+        check=True,
+    )  # fmt: skip
     md = tmp_path / "report.md"
     result = hunt(
         history.path, history.good, history.bad, "--markdown", str(md), "--confidence", "0.999"
@@ -70,6 +80,16 @@ def test_run_writes_a_markdown_report(tmp_path: Path, hunt: Hunt) -> None:
     assert "**Build:** build command: make" in text
     assert "**Machine:** CPU" in text
     assert "finbisect run " in text
+
+
+def test_markdown_names_other_histories_commits_by_hash(tmp_path: Path, hunt: Hunt) -> None:
+    history = linear_history(tmp_path / "repo", commits=8, culprit=5)
+    md = tmp_path / "report.md"
+    result = hunt(history.path, history.good, history.bad, "--runs", "1", "--markdown", str(md))
+    assert result.exit_code == 0, result.stderr
+    text = md.read_text()
+    assert f"introduced by `{history.culprit[:10]}`" in text
+    assert "github.com/python/cpython/commit" not in text
 
 
 @pytest.mark.parametrize(("symptoms", "runs"), [(0, 10), (10, 10), (3, 10), (30, 100), (0, 0)])

@@ -18,7 +18,7 @@ import pytest
 
 from finbisect.build.builder import BuildConfig, Builder, BuildResult
 from finbisect.build.cache import BuildCache
-from finbisect.build.cpython import Flavour
+from finbisect.models import Flavour
 from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
 from finbisect.runs.probe import probe_env
 

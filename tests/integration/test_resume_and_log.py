@@ -48,7 +48,7 @@ def test_an_interrupted_hunt_resumes_where_it_stopped(
     hunt_dir = next(cache.glob("repos/*/hunts/*"))
     saved = json.loads((hunt_dir / "state.json").read_text())
     assert saved["status"] == "interrupted"
-    done_before = [v["commit"]["sha"] for v in saved["visits"]]
+    done_before = [v["step"]["sha"] for v in saved["visits"]]
     # The logs of finished visits (the one interrupted mid-run is redone).
     logs_before = {
         p.name: p.stat().st_mtime_ns
@@ -125,7 +125,7 @@ def _cut_short(cache: Path, keep: int) -> list[str]:
     state["visits"] = state["visits"][:keep]
     state["culprit"] = None
     path.write_text(json.dumps(state))
-    return list(dict.fromkeys(visit["commit"]["sha"] for visit in state["visits"]))
+    return list(dict.fromkeys(visit["step"]["sha"] for visit in state["visits"]))
 
 
 @pytest.mark.parametrize(

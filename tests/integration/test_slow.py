@@ -17,9 +17,9 @@ import pytest
 from finbisect.build.builder import BuildConfig, Builder
 from finbisect.build.cache import BuildCache
 from finbisect.errors import EndpointError
-from finbisect.models import HuntKind, Verdict
+from finbisect.models import HuntKind, Slowdown, Verdict
 from finbisect.repo.gitrepo import UserRepo, locked_workspace
-from finbisect.runs.timing import Judgement, TimingConfig, TimingProbe, hunt_confidence, slowdown
+from finbisect.runs.timing import Judgement, TimingConfig, TimingProbe, hunt_confidence
 from finbisect.search.strategy import AnswerStatus, ClassicBisection
 from finbisect.testing.minipy import GeneratedHistory, linear_history
 from tests.conftest import REPRO, invoke
@@ -83,7 +83,8 @@ def test_a_slowdown_at_exit_is_found(tmp_path: Path) -> None:
     parent_timing = parent.timing if parent is not None else result.probe.good
     assert culprit is not None
     assert parent_timing is not None
-    assert 100.0 < slowdown(parent_timing, culprit)["ms"] < 400.0  # 150 ms on a loaded machine
+    slowdown = Slowdown.between(parent_timing.summary(), culprit.summary())
+    assert 100.0 < slowdown.ms < 400.0  # 150 ms on a loaded machine
 
 
 def test_a_fix_of_a_slowdown_is_found(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from finbisect.build.cpython import (
-    Flavour,
     Version,
     needs_extension_modules,
     needs_test_modules,
@@ -15,6 +14,7 @@ from finbisect.build.cpython import (
     unsupported_reason,
 )
 from finbisect.errors import UsageError
+from finbisect.models import Flavour
 
 CONFIGURE_313 = "with_pydebug with_ensurepip enable_test_modules with_address_sanitizer " + (
     "with_thread_sanitizer enable_gil"

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from finbisect.search.noisy import NoisyBisection
 from finbisect.search.stats import beta_cdf, beta_quantile, z_channel_capacity
-from finbisect.search.strategy import OLD_END, AnswerStatus, CandidateGraph, ClassicBisection
+from finbisect.search.strategy import (
+    OLD_END,
+    AnswerStatus,
+    CandidateGraph,
+    ClassicBisection,
+    Costs,
+)
 from finbisect.testing.simulate import noisy_factory, simulate_hunt, simulate_many
 
 
@@ -186,10 +192,12 @@ def test_unbuildable_commits_elsewhere_do_not_matter() -> None:
 
 
 def test_budget_spent_lists_candidates_with_probabilities() -> None:
-    search = hunt(CandidateGraph.linear(128), 40, 0.2, seed=4, max_runs=60)
+    graph = CandidateGraph.linear(128)
+    search = NoisyBisection(graph, bug_is_new=True, max_runs=60)
+    stats = simulate_hunt(search, graph, culprit=40, p=0.2, bug_is_new=True, rng=random.Random(4))
     answer = search.answer()
     assert answer.status is AnswerStatus.BUDGET_SPENT
-    assert search.runs_recorded >= 60
+    assert stats.calibration_runs + stats.endpoint_runs + stats.search_runs >= 60
     assert answer.culprit is None
     assert 1 < len(answer.candidates) <= 10
     probabilities = [p for p in answer.probabilities if p is not None]
@@ -232,8 +240,9 @@ def test_measured_costs_are_running_means() -> None:
 
 def test_built_revisions_are_revisited_when_builds_are_dear() -> None:
     graph = CandidateGraph.linear(64)
-    search = NoisyBisection(graph, bug_is_new=True, verify=False)
-    search.set_costs(build_seconds=10_000.0, run_seconds=1.0)
+    search = NoisyBisection(
+        graph, bug_is_new=True, verify=False, costs=Costs(build_seconds=10_000.0, run_seconds=1.0)
+    )
     search.record(63, symptoms=10, clean=10)  # p about 1/2
     search.record(31, symptoms=0, clean=1)  # one clean run: the side of 31 is still open
     request = search.next_request()

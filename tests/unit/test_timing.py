@@ -12,23 +12,19 @@ from hypothesis import strategies as st
 from pyperf._utils import is_significant, tdist95conf_level
 
 from finbisect.errors import EndpointError
-from finbisect.models import Verdict
+from finbisect.models import Slowdown, Verdict
 from finbisect.runs.probe import probe_env
-from finbisect.runs.timing import (
+from finbisect.runs.timing import MeasurementFailed, TimingConfig, TimingProbe, measure
+from finbisect.runs.timing_stats import (
     Likeness,
-    MeasurementFailed,
     Timing,
-    TimingConfig,
-    TimingProbe,
     _significant,
     classify,
     compare_table,
     distributions_differ,
     hunt_confidence,
     likeness_confidence,
-    measure,
     noise_warning,
-    slowdown,
 )
 
 GOOD_LIKE, BAD_LIKE, UNCLEAR = Likeness.GOOD_LIKE, Likeness.BAD_LIKE, Likeness.UNCLEAR
@@ -156,12 +152,19 @@ def test_likeness_maps_to_verdicts() -> None:
 def test_timing_merges_and_serialises() -> None:
     both = Timing(values_ms=(10.0, 12.0)).merged(Timing(values_ms=(14.0,)))
     assert both.samples == 3
-    assert both.to_json() == {"mean_ms": 12.0, "stdev_ms": 2.0, "samples": 3}
+    assert both.summary().to_json() == {
+        "mean_ms": 12.0,
+        "stdev_ms": 2.0,
+        "samples": 3,
+        "confidence": 1.0,
+    }
 
 
 def test_slowdown_between_parent_and_culprit() -> None:
-    assert slowdown(_t(100.0), _t(150.0)) == {"ms": 50.0, "percent": 50.0}
-    assert slowdown(_t(100.0), _t(80.0)) == {"ms": -20.0, "percent": -20.0}
+    slower = Slowdown.between(_t(100.0).summary(), _t(150.0).summary())
+    assert slower.to_json() == {"ms": 50.0, "percent": 50.0}
+    faster = Slowdown.between(_t(100.0).summary(), _t(80.0).summary())
+    assert faster.to_json() == {"ms": -20.0, "percent": -20.0}
 
 
 def test_noise_warning_uses_pyperfs_checks() -> None:
