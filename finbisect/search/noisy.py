@@ -22,13 +22,8 @@ O(cells), not O(candidates).
 Phases (all requested by `next_request`):
 
 1. Calibration at the bug end (`graph.new_end` when `bug_is_new`, else
-   `OLD_END`), in batches, until the 5% Beta quantile of p is at least half
-   of p's posterior mean: p is then known from below within a factor of two,
-   which bounds the clean-end check below at twice the runs it would take
-   with p known exactly (a tighter rule costs more calibration runs than it
-   saves there). Projected from the symptom rate so far, this takes about
-   3 runs at p = 1, 5-6 symptoms at p = 0.5 and 7 at small p. No symptom
-   within `max_runs_per_revision` runs: the bug end is wrong (the
+   `OLD_END`), in batches, until p is bounded from below within a factor of two
+   (calibration.py). No symptom within `max_runs_per_revision` runs: the bug end is wrong (the
    corresponding `*_END_*` status).
 2. With `verify`, the clean end gets k = ⌈log(1 - confidence) / log(1 - p_low)⌉
    runs (capped at `max_runs_per_revision`): were it secretly on the bug
@@ -64,12 +59,10 @@ import math
 from collections.abc import Iterable
 
 from finbisect.models import Rate
-from finbisect.search.posterior import PRIOR_A, PRIOR_B, CellPosterior, Snapshot
+from finbisect.search.calibration import TAIL, calibrated, calibration_batch, clean_end_runs
+from finbisect.search.posterior import CellPosterior, Snapshot
 from finbisect.search.stats import (
     best_split,
-    beta_mixture_quantile,
-    beta_quantile,
-    runs_to_rule_out,
     split_information,
 )
 from finbisect.search.strategy import (
@@ -80,13 +73,12 @@ from finbisect.search.strategy import (
     Costs,
     SearchRequest,
     SearchSummary,
+    ambiguity_groups,
     bits,
 )
 
 __all__ = ["NoisyBisection"]
 
-_TAIL = 0.05  # p_estimate's low/high: 5% and 95% quantiles
-_CALIBRATED_RATIO = 0.5  # calibration ends when p_low >= this x posterior mean
 _BATCHES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200)
 _TOP = 10  # candidates listed in an inconclusive answer
 _EPS = 1e-12
@@ -140,7 +132,7 @@ class NoisyBisection:
         self._runs = 0
         self._phase = _Phase.CALIBRATE
         self._answer = Answer(AnswerStatus.SEARCHING)
-        self._groups: tuple[int, list[int]] | None = None  # (skip mask, groups) cache
+        self._groups: tuple[int, list[int]] = (0, [])  # ambiguity groups of a skip mask
         self.build_seconds, self.run_seconds = costs.build_seconds, costs.run_seconds
         self.visit_seconds = costs.visit_seconds
         self._measured: dict[str, list[float]] = {"build": [0.0, 0.0], "run": [0.0, 0.0]}
@@ -195,7 +187,7 @@ class NoisyBisection:
         self._observe(index, symptoms, clean)
         if self._phase is _Phase.CALIBRATE and index == self.bug_end:
             s, f = self._stats(index)
-            if self._calibrated(s, f):
+            if calibrated(s, f):
                 self._phase = _Phase.VERIFY if self.verify else _Phase.SEARCH
             elif s + f >= self.max_runs_per_revision:
                 if s == 0:
@@ -216,7 +208,6 @@ class NoisyBisection:
             self._phase = _Phase.SEARCH  # the session refuses unbuildable endpoints itself
         if index != OLD_END:
             self._skipped |= 1 << index
-            self._groups = None
 
     def answer(self) -> Answer:
         self._settle()
@@ -266,51 +257,19 @@ class NoisyBisection:
 
     def p_estimate(self) -> tuple[float, float, float]:
         """p at the bug side: posterior mean and 5%/95% quantiles (integrated over c)."""
-        parts = [
-            (w, PRIOR_A + c.symptoms, PRIOR_B + c.clean)
-            for c, w in zip(self._model.snapshot().cells, self._model.snapshot().probs, strict=True)
-            if w > 1e-6
-        ]
-        total = sum(w for w, _, _ in parts)
-        parts = [(w / total, a, b) for w, a, b in parts]
-        mean = sum(w * a / (a + b) for w, a, b in parts)
-        return mean, beta_mixture_quantile(_TAIL, parts), beta_mixture_quantile(1.0 - _TAIL, parts)
+        return self._model.rate(TAIL)
 
     # -- phases ----------------------------------------------------------------------
     def _stats(self, index: int) -> list[int]:
         return self._tested.get(index, [0, 0])
 
-    @staticmethod
-    def _calibrated(s: float, f: float) -> bool:
-        if s <= 0:
-            return False
-        low = beta_quantile(_TAIL, PRIOR_A + s, PRIOR_B + f)
-        return low >= _CALIBRATED_RATIO * (PRIOR_A + s) / (PRIOR_A + PRIOR_B + s + f)
-
     def _calibration_batch(self) -> int:
         s, f = self._stats(self.bug_end)
-        n, cap = s + f, self.max_runs_per_revision - s - f
-        if n == 0:
-            return min(3, cap)
-        if s == 0:
-            return max(1, min(n, cap))  # double until a symptom shows
-        rate = s / n
-        extra = 1
-        while extra < cap and not self._calibrated(s + rate * extra, f + (1 - rate) * extra):
-            extra *= 2
-        lo = extra // 2
-        while lo + 1 < extra:  # smallest projected batch that meets the rule
-            mid = (lo + extra) // 2
-            if self._calibrated(s + rate * mid, f + (1 - rate) * mid):
-                extra = mid
-            else:
-                lo = mid
-        return max(1, min(extra, cap))
+        return calibration_batch(s, f, cap=self.max_runs_per_revision - s - f)
 
     def _clean_end_runs(self) -> int:
         s, f = self._stats(self.bug_end)
-        low = beta_quantile(_TAIL, PRIOR_A + s, PRIOR_B + f)
-        return min(runs_to_rule_out(low, self.confidence), self.max_runs_per_revision)
+        return clean_end_runs(s, f, self.confidence, cap=self.max_runs_per_revision)
 
     def _end_status(self, index: int) -> AnswerStatus:
         if index == OLD_END:
@@ -357,28 +316,9 @@ class NoisyBisection:
                     return
 
     def _ambiguity_groups(self) -> list[int]:
-        """Sets of 2+ candidates that no buildable revision can tell apart."""
-        if self._groups is not None and self._groups[0] == self._skipped:
-            return self._groups[1]
-        testable = self.graph.everything & ~self._skipped
-        anc = self.graph.ancestors
-        by_sig: dict[int, int] = {}
-        for s in bits(self._skipped):
-            sig = sum(1 << x for x in bits(testable) if anc[x] >> s & 1)
-            by_sig[sig] = by_sig.get(sig, 0) | 1 << s
-        groups = []
-        for sig, members in by_sig.items():
-            common = self.graph.everything
-            for x in bits(sig):
-                common &= anc[x]
-            group = members
-            for d in bits(common & sig):  # the one testable candidate with the same sides
-                if sum(1 << x for x in bits(testable) if anc[x] >> d & 1) == sig:
-                    group |= 1 << d
-            if group.bit_count() > 1:
-                groups.append(group)
-        self._groups = (self._skipped, groups)
-        return groups
+        if self._groups[0] != self._skipped:
+            self._groups = (self._skipped, ambiguity_groups(self.graph, self._skipped))
+        return self._groups[1]
 
     # -- posterior -------------------------------------------------------------------
     def _observe(self, index: int, symptoms: int, clean: int) -> None:
@@ -392,22 +332,6 @@ class NoisyBisection:
         return self._model.top(self.confidence, limit)
 
     # -- choosing the next visit -----------------------------------------------------
-    def _no_symptom(self, post: Snapshot, longest: int) -> list[float]:
-        """E[(1-p)^j] under p's posterior, for j = 0..longest."""
-        parts = [
-            (w, PRIOR_A + c.symptoms, PRIOR_B + c.clean)
-            for c, w in zip(post.cells, post.probs, strict=True)
-        ]
-        parts = [part for part in parts if part[0] > 1e-4] or parts
-        total = sum(w for w, _, _ in parts)
-        out = [0.0] * (longest + 1)
-        for w, a, b in parts:
-            term = w / total
-            for j in range(longest + 1):
-                out[j] += term
-                term *= (b + j) / (a + b + j)
-        return out
-
     def _fresh_options(self, post: Snapshot, targets: Iterable[float]) -> set[int]:
         """Unbuilt, buildable candidates worth scoring."""
         free = self.graph.everything & ~self._skipped
@@ -433,7 +357,7 @@ class NoisyBisection:
         post = self._model.snapshot()
         longest = min(self.max_runs - self._runs, _BATCHES[-1])
         batches = [b for b in _BATCHES if b <= longest]
-        no_sym = self._no_symptom(post, batches[-1])
+        no_sym = self._model.no_symptom(post, batches[-1])
         hits = [1.0 - no_sym[b] for b in batches]
         # Runs a batch of b takes if the visit ends at the first symptom (it is re-planned
         # after every batch, and batches are small): sum of P(no symptom in j runs), j < b.

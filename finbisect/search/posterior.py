@@ -12,7 +12,7 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from finbisect.search.stats import beta_quantile, log_beta
+from finbisect.search.stats import beta_mixture_quantile, beta_quantile, log_beta
 from finbisect.search.strategy import OLD_END, CandidateGraph, bits
 
 __all__ = ["PRIOR_A", "PRIOR_B", "Cell", "CellPosterior", "Snapshot"]
@@ -129,6 +129,35 @@ class CellPosterior:
         return sum(
             post.each(i) * (cell.mask & bug).bit_count() for i, cell in enumerate(post.cells)
         )
+
+    def no_symptom(self, post: Snapshot, longest: int) -> list[float]:
+        """E[(1-p)^j] under p's posterior, for j = 0..longest."""
+        parts = [
+            (w, PRIOR_A + c.symptoms, PRIOR_B + c.clean)
+            for c, w in zip(post.cells, post.probs, strict=True)
+        ]
+        parts = [part for part in parts if part[0] > 1e-4] or parts
+        total = sum(w for w, _, _ in parts)
+        out = [0.0] * (longest + 1)
+        for w, a, b in parts:
+            term = w / total
+            for j in range(longest + 1):
+                out[j] += term
+                term *= (b + j) / (a + b + j)
+        return out
+
+    def rate(self, tail: float) -> tuple[float, float, float]:
+        """p at the bug side: posterior mean and `tail`/1-`tail` quantiles (c integrated out)."""
+        post = self.snapshot()
+        parts = [
+            (w, PRIOR_A + c.symptoms, PRIOR_B + c.clean)
+            for c, w in zip(post.cells, post.probs, strict=True)
+            if w > 1e-6
+        ]
+        total = sum(w for w, _, _ in parts)
+        parts = [(w / total, a, b) for w, a, b in parts]
+        mean = sum(w * a / (a + b) for w, a, b in parts)
+        return mean, beta_mixture_quantile(tail, parts), beta_mixture_quantile(1.0 - tail, parts)
 
     def top(self, confidence: float, limit: int) -> list[tuple[int, float]]:
         """Most probable candidates, until `confidence` of the mass or `limit` of them."""

@@ -31,6 +31,7 @@ __all__ = [
     "Search",
     "SearchRequest",
     "SearchSummary",
+    "ambiguity_groups",
     "bits",
 ]
 
@@ -270,3 +271,30 @@ def bits(mask: int) -> list[int]:
         out.append(low.bit_length() - 1)
         mask ^= low
     return out
+
+
+def ambiguity_groups(graph: CandidateGraph, skipped: int) -> list[int]:
+    """Sets of 2+ candidates that no buildable revision can tell apart.
+
+    `skipped`: the bitset of revisions that cannot be tested. Skipped candidates
+    whose culprit hypotheses put every testable revision on the same side form a
+    group, with the one testable candidate (if any) that does the same.
+    """
+    testable = graph.everything & ~skipped
+    anc = graph.ancestors
+    by_sig: dict[int, int] = {}
+    for s in bits(skipped):
+        sig = sum(1 << x for x in bits(testable) if anc[x] >> s & 1)
+        by_sig[sig] = by_sig.get(sig, 0) | 1 << s
+    groups = []
+    for sig, members in by_sig.items():
+        common = graph.everything
+        for x in bits(sig):
+            common &= anc[x]
+        group = members
+        for d in bits(common & sig):  # the one testable candidate with the same sides
+            if sum(1 << x for x in bits(testable) if anc[x] >> d & 1) == sig:
+                group |= 1 << d
+        if group.bit_count() > 1:
+            groups.append(group)
+    return groups
