@@ -23,6 +23,7 @@ from finbisect.build.builder import BuildConfig, Builder, BuildResult
 from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache
 from finbisect.errors import BuildError, GitError
 from finbisect.hunt.compare_options import CompareItem, CompareOptions
+from finbisect.hunt.session import check_cache_dir
 from finbisect.models import Commit, RunClass
 from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
 from finbisect.runs.probe import Probe, ProbeConfig
@@ -106,6 +107,7 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
     items = options.items()
     build = options.build_config().for_repros(item.repro for item in items)
     user = UserRepo(options.repo)
+    check_cache_dir(options.cache_dir, user)
     a, b = user.resolve(options.a), user.resolve(options.b)
     if a == b:
         raise GitError(f"A and B are the same commit ({a[:12]})")

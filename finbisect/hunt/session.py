@@ -34,7 +34,18 @@ from finbisect.models import Commit, Result, Step, Verdict
 from finbisect.repo.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
 from finbisect.search.strategy import OLD_END, AnswerStatus, Search
 
-__all__ = ["run_hunt"]
+__all__ = ["check_cache_dir", "run_hunt"]
+
+
+def check_cache_dir(cache_dir: Path, user: UserRepo) -> None:
+    """Refuse a cache inside the user's checkout: finbisect never writes there."""
+    where = cache_dir.resolve()
+    for theirs in (user.path, user.git_dir):
+        if where == theirs or theirs in where.parents:
+            raise UsageError(
+                f"--cache-dir {cache_dir} is inside the repository {theirs}; "
+                "finbisect never writes into your checkout: choose a directory outside it"
+            )
 
 
 def run_hunt(options: HuntOptions, progress: Progress) -> Result:
@@ -43,6 +54,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
     if not options.repro.is_file():
         raise UsageError(f"repro script not found: {options.repro}")
     user = UserRepo(options.repo)
+    check_cache_dir(options.cache_dir, user)
     good, bad = user.resolve(options.good), user.resolve(options.bad)
     if good == bad:
         raise GitError(f"--good and --bad are the same commit ({good[:12]})")

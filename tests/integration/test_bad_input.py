@@ -38,6 +38,10 @@ def _one_line(stderr: str) -> str:
         (["--build-cmd", " "], 2, "'--build-cmd': it is empty"),
         (["--json", "/nonexistent/dir/out.json"], 2, "directory does not exist"),
         (["--markdown", "/nonexistent/dir/out.md"], 2, "directory does not exist"),
+        (["--json", "/proc/finbisect-out.json"], 2, "cannot write /proc/finbisect-out.json"),
+        (["--timeout", "nan"], 2, "not a finite number"),
+        (["--build-timeout", "inf"], 2, "not a finite number"),
+        (["--confidence", "nan"], 2, "not a finite number"),
     ],
 )
 def test_usage_errors(
@@ -134,3 +138,11 @@ def test_bad_input_leaves_the_repository_alone(history: GeneratedHistory, hunt: 
     hunt(history.path, history.bad, history.good)
     hunt(history.path, "HEAD", "HEAD")
     assert state() == before
+
+
+def test_a_cache_inside_the_checkout_is_refused(history: GeneratedHistory, hunt: Hunt) -> None:
+    for inside in (history.path / "cache", history.path / ".git" / "finbisect"):
+        result = hunt(history.path, history.good, history.bad, "--cache-dir", str(inside))
+        assert result.exit_code == 2
+        assert "is inside the repository" in _one_line(result.stderr)
+        assert not inside.exists()
