@@ -17,6 +17,7 @@ __all__ = [
     "FinbisectError",
     "GitError",
     "HuntInterruptedError",
+    "MachineError",
     "UsageError",
 ]
 
@@ -31,6 +32,7 @@ class ExitCode(enum.IntEnum):
     INCONCLUSIVE = 5  # several candidates, or the run budget spent first
     CANNOT_BUILD = 6  # tooling missing, an endpoint does not build or lacks the flavour
     REGRESSED = 7  # compare: B shows a symptom that A does not
+    MACHINE = 8  # the machine failed a build: disk full, out of memory; nothing cached
     INTERRUPTED = 130  # Ctrl-C, SIGTERM or SIGHUP: children killed, state kept
 
 
@@ -66,6 +68,16 @@ class BuildError(FinbisectError):
     """Build tooling missing, or an endpoint does not build."""
 
     exit_code = ExitCode.CANNOT_BUILD
+
+
+class MachineError(FinbisectError):
+    """The machine, not the revision, failed a build or a store (a full disk, no memory).
+
+    Nothing is cached as a verdict; the hunt is saved as interrupted, so running the
+    same command again, once the machine is mended, resumes it.
+    """
+
+    exit_code = ExitCode.MACHINE
 
 
 class HuntInterruptedError(FinbisectError):

@@ -4,11 +4,16 @@ It has what finbisect's CPython recipe reads and runs: `configure` (a shell
 script that records its arguments and environment, counts its runs and writes
 a Makefile), `Makefile.pre.in` with the `platform` and `sharedmods` targets,
 and `Include/patchlevel.h`. The built `./python` crashes like the bpo-9901
-bug from a chosen commit on.
+bug from a chosen commit on. Asked to run code (`-c`, as finbisect's build
+check does), it hands over to the real Python running the tests; at the
+commits in `broken_modules` the build "fails to link" a module: the make log
+says so, as 2.7's setup.py does, and the module cannot be imported.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 from finbisect.testing.minipy import GeneratedHistory, HistoryBuilder
@@ -50,6 +55,10 @@ MAKEFILE_PRE_IN = """\
 python: main.c crash.h
 \t$(CC) -o python main.c -DCONFIG_ARGS='"@CONFIG_ARGS@"'
 \techo "$@" >> compile.log
+\tif grep -q '"_' crash.h; then \\
+\t  echo "building '_finbisect_broken' extension"; \\
+\t  echo "/usr/bin/ld: unrecognized option '-Wall'"; \\
+\tfi
 
 platform: python
 	echo platform >> targets.log
@@ -60,8 +69,21 @@ sharedmods: python
 MAIN_C = """\
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include "crash.h"
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "-c") == 0) {  /* run code: the real Python does */
+        char *args[64] = {REAL_PYTHON};
+        int n = 1;
+        for (int i = 1; i < argc && n < 62; i++)
+            args[n++] = argv[i];
+        if (BROKEN_MODULE[0])
+            args[n++] = BROKEN_MODULE;  /* a module this build could not link */
+        args[n] = NULL;
+        execv(REAL_PYTHON, args);
+        return 127;
+    }
     printf("cpython-like built with: %s\\n", CONFIG_ARGS);
     if (CRASH) {
         fprintf(stderr, "Fatal Python error: pthread_mutex_destroy(gil_mutex) failed\\n");
@@ -80,9 +102,11 @@ def cpython_like_history(
     version: tuple[int, int] = (3, 13),
     configure_changes: tuple[int, ...] = (),
     tsan_from: int | None = None,
+    broken_modules: tuple[int, ...] = (),
 ) -> GeneratedHistory:
     """`commits` commits; `culprit` makes ./python crash at exit; commits in
-    `configure_changes` edit `configure`; from `tsan_from` it knows TSan."""
+    `configure_changes` edit `configure`; from `tsan_from` it knows TSan; at the
+    commits in `broken_modules` a module fails to link (the build check's case)."""
     builder = HistoryBuilder(path)
     files = builder.path
     (files / "Include").mkdir(exist_ok=True)
@@ -106,7 +130,11 @@ def cpython_like_history(
         script = CONFIGURE.format(extra=extra, edit=configure_edits)
         (files / "configure").write_text(script)
         (files / "configure").chmod(0o755)
-        (files / "crash.h").write_text(f"#define CRASH {int(i >= culprit)}\n")
+        broken = "_finbisect_broken" if i in broken_modules else ""
+        (files / "crash.h").write_text(
+            f"#define CRASH {int(i >= culprit)}\n#define REAL_PYTHON {json.dumps(sys.executable)}\n"
+            f'#define BROKEN_MODULE "{broken}"\n'
+        )
         builder._git("add", "-A")
         shas.append(builder.commit(f"Change {i}", touch="Misc/NEWS"))
     return GeneratedHistory(

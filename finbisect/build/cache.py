@@ -5,6 +5,12 @@ minus `.git`, object files and static archives (nothing runs them), so the
 interpreter runs from it as from its build directory. Failed builds are
 remembered too (without a tree), so a second hunt over the same range
 compiles nothing; failures that may be transient (timeouts, signals) are not.
+The interpreter's size and hash are recorded, and a copy that no longer
+matches them is discarded (and rebuilt) instead of trusted.
+
+Builds in use by a live hunt are never evicted, not even by `cache clear`:
+a hunt lists the builds it uses beside its lock (`repos/<repo>/builds-in-use`),
+and a held lock marks the list as live.
 
 Layout: `<cache>/builds/<fingerprint>/<sha>/{build.json,tree/}`. Builds are
 shared between repositories: the same commit builds the same interpreter.
@@ -12,6 +18,9 @@ shared between repositories: the same commit builds the same interpreter.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -20,11 +29,21 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["RECENT_USE_SECONDS", "BuildCache", "CachedBuild", "format_size", "parse_size"]
+__all__ = [
+    "RECENT_USE_SECONDS",
+    "BuildCache",
+    "CachedBuild",
+    "forget_in_use",
+    "format_size",
+    "parse_size",
+    "record_in_use",
+]
 
 _META = "build.json"
-_META_VERSION = 1
+_META_VERSION = 2  # 2: the interpreter's size and hash
 _NOT_RUN = shutil.ignore_patterns(".git", "*.o", "*.a", "__pycache__")
+_IN_USE = "builds-in-use"  # beside a hunt's lock: the builds it runs
+_STALE_STAGING_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +57,8 @@ class CachedBuild:
     error_lines: tuple[str, ...] = ()
     size: int = 0  # bytes on disk
     created: float = 0.0
+    interpreter_size: int = 0
+    interpreter_sha256: str = ""
     path: Path = Path()  # the entry directory
 
     @property
@@ -69,12 +90,21 @@ class BuildCache:
         return (self._entry(fingerprint, sha) / _META).is_file()
 
     def lookup(self, fingerprint: str, sha: str) -> CachedBuild | None:
-        """The cached build, marked as just used; None if absent or unreadable."""
+        """The cached build, marked as just used; None if absent, unreadable or damaged
+        (a damaged entry is removed, so the revision is built again)."""
         build = _read(self._entry(fingerprint, sha))
-        if build is None or (build.ok and not (build.tree / build.interpreter).is_file()):
+        if build is None:
             return None
-        os.utime(build.path / _META)  # least recently *used*, not created
+        if build.ok and not _intact(build):
+            self.discard(build)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(build.path / _META)  # least recently *used*, not created
         return build
+
+    def discard(self, build: CachedBuild) -> None:
+        """Forget one build (damaged, or no longer trusted)."""
+        shutil.rmtree(build.path, ignore_errors=True)
 
     def store(
         self,
@@ -87,32 +117,45 @@ class BuildCache:
         reason: str = "",
         error_lines: tuple[str, ...] = (),
     ) -> CachedBuild:
-        """Copy `tree` (None for a failed build) into the cache; atomic per entry."""
+        """Copy `tree` (None for a failed build) into the cache; atomic per entry.
+
+        Raises OSError (a full disk, say) with nothing left behind.
+        """
         final = self._entry(fingerprint, sha)
         staging = final.with_name(f".{sha}.{os.getpid()}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        size = 0
-        if tree is not None:
-            shutil.copytree(tree, staging / "tree", symlinks=True, ignore=_NOT_RUN)
-            size = _disk_usage(staging / "tree")
-        build = CachedBuild(
-            sha=sha,
-            fingerprint=fingerprint,
-            description=description,
-            interpreter=interpreter,
-            ok=tree is not None,
-            reason=reason,
-            error_lines=error_lines,
-            size=size,
-            created=time.time(),
-            path=final,
-        )
-        meta = {k: v for k, v in asdict(build).items() if k != "path"}
-        (staging / _META).write_text(json.dumps({"version": _META_VERSION, **meta}, indent=1))
-        if final.exists():  # another hunt stored the same build meanwhile
-            shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
+        try:
+            self._remove_stale_staging(final.parent)
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            size, interpreter_size, interpreter_sha256 = 0, 0, ""
+            if tree is not None:
+                _copy_tree(tree, staging / "tree")
+                size = _disk_usage(staging / "tree")
+                interpreter_size, interpreter_sha256 = _fingerprint_file(
+                    staging / "tree" / interpreter
+                )
+            build = CachedBuild(
+                sha=sha,
+                fingerprint=fingerprint,
+                description=description,
+                interpreter=interpreter,
+                ok=tree is not None,
+                reason=reason,
+                error_lines=error_lines,
+                size=size,
+                created=time.time(),
+                interpreter_size=interpreter_size,
+                interpreter_sha256=interpreter_sha256,
+                path=final,
+            )
+            meta = {k: v for k, v in asdict(build).items() if k != "path"}
+            (staging / _META).write_text(json.dumps({"version": _META_VERSION, **meta}, indent=1))
+            if final.exists():  # another hunt stored the same build meanwhile
+                shutil.rmtree(final, ignore_errors=True)
+            staging.rename(final)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # a full disk leaves no half copy
+            raise
         return build
 
     def entries(self) -> list[CachedBuild]:
@@ -133,7 +176,7 @@ class BuildCache:
         do builds used less than `spare_used_within` seconds ago: another hunt
         sharing this cache may be running one right now.
         """
-        kept = list(keep)
+        kept = [*keep, *self.in_use_by_live_hunts()]
         entries = self.entries()
         total = sum(b.size for b in entries)
         removed = []
@@ -149,7 +192,74 @@ class BuildCache:
         return removed
 
     def clear(self) -> list[CachedBuild]:
+        """Remove every build that no live hunt is using."""
         return self.prune(0)
+
+    def in_use_by_live_hunts(self) -> list[Path]:
+        """Interpreters that running hunts listed as theirs (their lock is held)."""
+        used = []
+        for listing in self.root.parent.glob(f"repos/*/{_IN_USE}"):
+            if _lock_is_held(listing.with_name("lock")):
+                with contextlib.suppress(OSError):
+                    used += [Path(line) for line in listing.read_text().splitlines() if line]
+        return used
+
+    def _remove_stale_staging(self, folder: Path) -> None:
+        """Staging copies left by stores that died (a kill, a full disk)."""
+        for staging in folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if time.time() - staging.stat().st_mtime > _STALE_STAGING_SECONDS:
+                    shutil.rmtree(staging, ignore_errors=True)
+
+
+def record_in_use(workspace_root: Path, interpreter: Path) -> None:
+    """Note, beside the hunt's lock, that it runs `interpreter` (see the module docstring)."""
+    with (workspace_root / _IN_USE).open("a") as listing:
+        listing.write(f"{interpreter}\n")
+
+
+def forget_in_use(workspace_root: Path) -> None:
+    (workspace_root / _IN_USE).unlink(missing_ok=True)
+
+
+def _lock_is_held(lock: Path) -> bool:
+    try:
+        with lock.open("r") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
+def _copy_tree(tree: Path, target: Path) -> None:
+    try:
+        shutil.copytree(tree, target, symlinks=True, ignore=_NOT_RUN)
+    except shutil.Error as exc:  # copytree gathers the OSErrors of its files into this one
+        first = exc.args[0][0] if exc.args and exc.args[0] else ("", "", str(exc))
+        raise OSError(f"copying the build tree failed: {first[2]}") from None
+
+
+def _fingerprint_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return path.stat().st_size, digest.hexdigest()
+
+
+def _intact(build: CachedBuild) -> bool:
+    """The cached interpreter is the one stored: same size and hash."""
+    try:
+        return _fingerprint_file(build.tree / build.interpreter) == (
+            build.interpreter_size,
+            build.interpreter_sha256,
+        )
+    except OSError:
+        return False
 
 
 def _read(entry: Path) -> CachedBuild | None:

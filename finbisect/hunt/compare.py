@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from finbisect.build.builder import BuildConfig, Builder, BuildResult
-from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache
+from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache, forget_in_use
 from finbisect.errors import BuildError, GitError
 from finbisect.hunt.compare_options import CompareItem, CompareOptions
 from finbisect.hunt.session import check_cache_dir
@@ -112,6 +112,7 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
     if a == b:
         raise GitError(f"A and B are the same commit ({a[:12]})")
     with locked_workspace(options.cache_dir, user) as workspace:
+        forget_in_use(workspace.root)  # a list left by a comparison that died
         progress("fetch")
         workspace.refresh([a, b])
         logs = workspace.root / "compares" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from finbisect.build.builder import Builder, BuildResult
-from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache
+from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache, forget_in_use
 from finbisect.errors import (
     BuildError,
     EndpointError,
     FinbisectError,
     GitError,
     HuntInterruptedError,
+    MachineError,
     UsageError,
 )
 from finbisect.hunt.judge import Judge, Judged, make_judge
@@ -59,6 +60,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
     if good == bad:
         raise GitError(f"--good and --bad are the same commit ({good[:12]})")
     with locked_workspace(options.cache_dir, user) as workspace:
+        forget_in_use(workspace.root)  # a list left by a hunt that died
         progress.activity("fetch")
         workspace.refresh([good, bad])
         hunt = workspace.plan(good, bad, first_parent=options.first_parent)
@@ -101,6 +103,9 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
                 f"interrupted; nothing left running, builds and clone kept in {workspace.root}. "
                 f"Run again: {again}"
             ) from None
+        except MachineError as exc:  # not the revisions' fault: resumable once mended
+            state.end("interrupted", exc.message)
+            raise
         except FinbisectError as exc:
             state.end("failed", exc.message)
             raise

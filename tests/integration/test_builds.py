@@ -302,3 +302,78 @@ def test_module_needs_split_only_cpython_builds_in_the_cache() -> None:
     # The user's build command builds what it builds, whatever the repro imports.
     assert config("make", True).fingerprint() == config("make", False).fingerprint()
     assert config(None, True).fingerprint() != config(None, False).fingerprint()
+
+
+def test_a_build_that_cannot_import_the_repros_modules_is_not_trusted(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    history = cpython_like_history(tmp_path / "repo", commits=10, culprit=6, broken_modules=(3,))
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad
+    )
+    assert result.exit_code == 0, result.stderr
+    data = _json(tmp_path)
+    assert data["culprit"]["sha"] == history.culprit
+    broken = [s for s in data["steps"] if s["sha"] == history.shas[3]]
+    if broken:  # the search asked for it: a skip with the cause, never run
+        (step,) = broken
+        assert step["verdict"] == "skip"
+        assert step["runs"] == 0
+        assert "cannot import _finbisect_broken" in step["reason"]
+        assert "unrecognized option '-Wall'" in step["reason"]
+    entry = BuildCache(cache / "builds").entries()
+    assert all(not e.ok for e in entry if e.sha == history.shas[3])
+
+
+def test_an_endpoint_whose_build_cannot_import_the_repros_modules_is_refused(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    history = cpython_like_history(tmp_path / "repo", commits=4, culprit=2, broken_modules=(3,))
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad
+    )
+    assert result.exit_code == 6
+    assert "cannot import _finbisect_broken" in result.stderr
+    assert "unrecognized option '-Wall'" in result.stderr
+
+
+def test_a_damaged_cached_interpreter_is_built_again(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    history = cpython_like_history(tmp_path / "repo", commits=6, culprit=3)
+    ends = ("--good", history.good, "--bad", history.bad)
+    assert _cpython_hunt(repro, cache, tmp_path, history.path, *ends).exit_code == 0
+    first = _json(tmp_path)
+    for build in BuildCache(cache / "builds").entries():  # truncate every cached python
+        (build.tree / build.interpreter).write_bytes(b"\x7fELF")
+    again = _cpython_hunt(repro, cache, tmp_path, history.path, *ends)
+    assert again.exit_code == 0, again.stderr
+    second = _json(tmp_path)
+    assert second["culprit"] == first["culprit"]
+    assert second["builds"] == len(second["steps"])  # every one built afresh, none trusted
+
+
+def test_a_build_the_machine_failed_is_not_remembered(tmp_path: Path, repro: Path) -> None:
+    history = linear_history(tmp_path / "repo", commits=6, culprit=3)
+    cache = tmp_path / "cache"
+    flag, count = tmp_path / "disk-full", tmp_path / "builds"
+    flag.touch()
+    build = (  # the disk fills up at the third build
+        f"echo x >> {count}; if [ -e {flag} ] && [ $(wc -l < {count}) -ge 3 ]; then "
+        "echo 'cc1: error: No space left on device'; exit 1; fi; make"
+    )
+    args = [
+        "run", str(repro), "--repo", str(history.path), "--good", history.good,
+        "--bad", history.bad, "--build-cmd", build, "--cache-dir", str(cache), "--runs", "1",
+        "--json", str(tmp_path / "out.json"),
+    ]  # fmt: skip
+    full = invoke(*args)
+    assert full.exit_code == 8
+    assert "no space left on device" in full.stderr
+    assert "Traceback" not in full.stderr
+    assert len(BuildCache(cache / "builds").entries()) == 2  # the failure is not among them
+    flag.unlink()  # the disk is mended: the same command resumes and answers
+    mended = invoke(*args)
+    assert mended.exit_code == 0, mended.stderr
+    assert "resuming interrupted hunt" in mended.stderr
+    assert _json(tmp_path)["culprit"]["sha"] == history.culprit
