@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from finbisect.build.cache import BuildCache, format_size
+from finbisect.build.doctor import Status, diagnose
 from finbisect.cli.params import (
     JSON_OPTION,
     MARKDOWN_OPTION,
@@ -29,6 +30,7 @@ from finbisect.hunt.options import CACHE_OPTIONS, default_cache_dir
 from finbisect.hunt.state import find_hunt, git_bisect_log, iter_hunts
 from finbisect.output.markdown import compare_markdown
 from finbisect.output.terminal import (
+    format_checks,
     format_compare,
     format_hunt_list,
     format_recipe,
@@ -175,4 +177,14 @@ def compare(*, json_path: Path | None, markdown_path: Path | None, **params: Any
     return ExitCode.REGRESSED if result.regressed else ExitCode.OK
 
 
-COMMANDS = [cache, recipes, runs, log, compare]
+@click.command()
+@CACHE_DIR_OPTION
+def doctor(*, cache_dir: Path | None) -> int:
+    """Can this machine build CPython and bisect it? What to install if not."""
+    checks = diagnose(cache_dir or default_cache_dir())
+    click.echo(format_checks(checks), nl=False)
+    failed = any(check.status is Status.FAIL for check in checks)
+    return ExitCode.CANNOT_BUILD if failed else ExitCode.OK
+
+
+COMMANDS = [cache, recipes, runs, log, compare, doctor]

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from finbisect.build.doctor import Check, Status
 from finbisect.hunt.compare import COMPARE_VERSION, CompareResult
 from finbisect.hunt.state import HuntState
 from finbisect.links import bpo_url, commit_url, gh_issue_url, issue_refs
@@ -25,6 +26,7 @@ from finbisect.recipes.catalog import Recipe
 
 __all__ = [
     "compare_to_json",
+    "format_checks",
     "format_compare",
     "format_hunt_list",
     "format_recipe",
@@ -274,6 +276,21 @@ def compare_to_json(result: CompareResult) -> dict[str, Any]:
             for r in result.rows
         ],
     }
+
+
+# -- doctor ----------------------------------------------------------------------
+def format_checks(checks: list[Check]) -> str:
+    width = max(len(check.name) for check in checks)
+    lines = []
+    for check in checks:
+        lines.append(f"{check.status.value:<4}  {check.name:<{width}}  {check.found}")
+        if check.advice:
+            lines.append(f"{'':<4}  {'':<{width}}  -> {check.advice}")
+    failed = [c.name for c in checks if c.status is Status.FAIL]
+    lines.append(
+        f"cannot build: {', '.join(failed)} missing" if failed else "this machine can bisect"
+    )
+    return "\n".join([*lines, ""])
 
 
 def _count(n: int, noun: str) -> str:
