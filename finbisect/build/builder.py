@@ -22,7 +22,12 @@ import time
 from pathlib import Path
 
 from finbisect.build import cpython
-from finbisect.build.cache import BuildCache, CachedBuild, record_in_use
+from finbisect.build.cache import (
+    CCACHE_DEFAULT_BYTES,
+    BuildCache,
+    CachedBuild,
+    record_in_use,
+)
 from finbisect.build.check import cause_in_log, check_interpreter
 from finbisect.build.config import BuildConfig, BuildResult, find_ccache
 from finbisect.build.cpython_build import CONFIGURE_INPUTS, build_cpython
@@ -43,7 +48,13 @@ class Builder:
     """Builds revisions one after another in a configuration's persistent trees."""
 
     def __init__(
-        self, workspace: Workspace, config: BuildConfig, logs: Path, cache: BuildCache
+        self,
+        workspace: Workspace,
+        config: BuildConfig,
+        logs: Path,
+        cache: BuildCache,
+        *,
+        ccache_bytes: int = CCACHE_DEFAULT_BYTES,
     ) -> None:
         self.workspace = workspace
         self.config = config
@@ -51,6 +62,7 @@ class Builder:
         self.cache = cache
         self.fingerprint = config.fingerprint()
         self.ccache = find_ccache() if config.use_ccache else None
+        self.ccache_bytes = ccache_bytes
         self.tree = workspace.root  # the tree of the build under way (set by build())
         self._trusted_shas: set[str] = set()  # cached builds checked during this hunt
 
@@ -248,8 +260,10 @@ class Builder:
                 env[name] = f"{env.get(name, '')} {value[1:]}".strip()
             else:
                 env[name] = value
-        # ccache: hash paths relative to the tree, so every tree shares hits.
-        env.setdefault("CCACHE_DIR", str(self.cache.root.parent / "ccache"))
+        # ccache: inside our cache (and within its share of --cache-size), hashing paths
+        # relative to the tree, so that every tree shares hits.
+        env["CCACHE_DIR"] = str(self.cache.ccache_dir)
+        env["CCACHE_MAXSIZE"] = str(self.ccache_bytes)
         env["CCACHE_BASEDIR"] = str(self.tree)
         env["CCACHE_NOHASHDIR"] = "true"
         return env

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 __all__ = [
+    "CCACHE_DEFAULT_BYTES",
     "RECENT_USE_SECONDS",
     "BuildCache",
     "CachedBuild",
@@ -37,6 +38,7 @@ __all__ = [
     "format_size",
     "parse_size",
     "record_in_use",
+    "split_cache_size",
 ]
 
 _META = "build.json"
@@ -44,6 +46,14 @@ _META_VERSION = 2  # 2: the interpreter's size and hash
 _NOT_RUN = shutil.ignore_patterns(".git", "*.o", "*.a", "__pycache__")
 _IN_USE = "builds-in-use"  # beside a hunt's lock: the builds it runs
 _STALE_STAGING_SECONDS = 3600.0
+CCACHE_SHARE = 0.25  # of --cache-size: ccache's objects; the rest is builds
+CCACHE_DEFAULT_BYTES = 5 * 1024**3
+
+
+def split_cache_size(total: int) -> tuple[int, int]:
+    """--cache-size as (bytes of builds, bytes of ccache objects)."""
+    ccache = int(total * CCACHE_SHARE)
+    return total - ccache, ccache
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +91,11 @@ RECENT_USE_SECONDS = 3600.0
 class BuildCache:
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @property
+    def ccache_dir(self) -> Path:
+        """ccache's objects, beside the builds and within --cache-size."""
+        return self.root.parent / "ccache"
 
     def _entry(self, fingerprint: str, sha: str) -> Path:
         return self.root / fingerprint / sha

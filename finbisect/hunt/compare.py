@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from finbisect.build.builder import BuildConfig, Builder, BuildResult
-from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache, forget_in_use
+from finbisect.build.cache import (
+    RECENT_USE_SECONDS,
+    BuildCache,
+    forget_in_use,
+    split_cache_size,
+)
 from finbisect.errors import BuildError, GitError
 from finbisect.hunt.compare_options import CompareItem, CompareOptions
 from finbisect.hunt.session import check_cache_dir
@@ -118,8 +123,9 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
         logs = workspace.root / "compares" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         cache = BuildCache(options.cache_dir / "builds")
         interpreters, builds, descriptions = _build_all(
-            items, build, workspace=workspace, cache=cache, logs=logs, a=a, b=b, progress=progress
-        )
+            items, build, workspace=workspace, cache=cache, logs=logs, a=a, b=b, progress=progress,
+            cache_size=options.cache_size,
+        )  # fmt: skip
         needed = runs_to_rule_out(options.min_rate, options.confidence)
         rows = []
         for item in items:
@@ -136,7 +142,9 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
                 )
             )
         used = [i for pair in interpreters.values() for i in pair]
-        cache.prune(options.cache_size, keep=used, spare_used_within=RECENT_USE_SECONDS)
+        cache.prune(
+            split_cache_size(options.cache_size)[0], keep=used, spare_used_within=RECENT_USE_SECONDS
+        )
         return CompareResult(
             a=workspace.commit(a),
             b=workspace.commit(b),
@@ -165,6 +173,7 @@ def _build_all(
     a: str,
     b: str,
     progress: Callable[[str], None],
+    cache_size: int,
 ) -> tuple[dict[BuildConfig, tuple[Path, Path]], int, list[str]]:
     """Build A and B once per distinct configuration the items need."""
     interpreters: dict[BuildConfig, tuple[Path, Path]] = {}
@@ -173,7 +182,9 @@ def _build_all(
         config = _config_key(build, item)
         if config in interpreters:
             continue
-        builder = Builder(workspace, config, logs, cache)
+        builder = Builder(
+            workspace, config, logs, cache, ccache_bytes=split_cache_size(cache_size)[1]
+        )
         builder.check_tools()
         pair = []
         for name, sha in (("A", a), ("B", b)):

@@ -97,6 +97,7 @@ class CompareOptions:
     flavour: Flavour | None = None
     configure_flags: tuple[str, ...] = ()
     workarounds: tuple[str, ...] = ()
+    ccache: bool = True
     symptom: str | None = None
     match: str | None = None
     timeout: float | None = None
@@ -121,6 +122,7 @@ class CompareOptions:
             jobs=self.jobs,
             timeout=self.build_timeout,
             workarounds=tuple(parse_workaround(spec) for spec in self.workarounds),
+            use_ccache=self.ccache,
         )
 
     def command(self, a: str, b: str) -> str:

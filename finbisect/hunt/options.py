@@ -105,6 +105,8 @@ BUILD_OPTIONS = (
     Option(name="workarounds", flags=("--workaround",), kind=Kind.MULTIPLE,
            parse=_parse_workaround, default=(), metavar="[LOW..HIGH:]NAME=VALUE",
            help="Add to the old-toolchain table; '+VALUE' appends (repeatable)."),
+    _option("ccache", "--no-ccache", "Compile without ccache.", kind=Kind.FLAG, default=True,
+            in_key=False),
 )  # fmt: skip
 
 CACHE_OPTIONS = (
@@ -169,6 +171,7 @@ class HuntOptions:
     flavour: Flavour | None = None  # None: pydebug for CPython's own build
     configure_flags: tuple[str, ...] = ()
     workarounds: tuple[str, ...] = ()
+    ccache: bool = True
     symptom: str = DEFAULT_SYMPTOM
     match: str | None = None
     timeout: float = 60.0
@@ -220,6 +223,7 @@ class HuntOptions:
             flavour=self.flavour or Flavour.PYDEBUG,
             configure_flags=self.configure_flags,
             workarounds=tuple(parse_workaround(spec) for spec in self.workarounds),
+            use_ccache=self.ccache,
         ).for_repros([self.repro])
 
 

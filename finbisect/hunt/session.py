@@ -16,7 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from finbisect.build.builder import Builder, BuildResult
-from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache, forget_in_use
+from finbisect.build.cache import (
+    RECENT_USE_SECONDS,
+    BuildCache,
+    forget_in_use,
+    split_cache_size,
+)
 from finbisect.errors import (
     BuildError,
     EndpointError,
@@ -78,7 +83,10 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             visits=[],
         )
         cache = BuildCache(options.cache_dir / "builds")
-        builder = Builder(workspace, options.build_config(), state.directory, cache)
+        builds_bytes, ccache_bytes = split_cache_size(options.cache_size)
+        builder = Builder(
+            workspace, options.build_config(), state.directory, cache, ccache_bytes=ccache_bytes
+        )
         builder.check_tools()
         for end, sha in (("--good", good), ("--bad", bad)):
             if (reason := builder.unsupported(sha)) is not None:
@@ -111,7 +119,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             raise
         # Keep the cache within bounds, never evicting what this hunt used nor what a
         # concurrent hunt may be running.
-        cache.prune(options.cache_size, keep=loop.used_builds, spare_used_within=RECENT_USE_SECONDS)
+        cache.prune(builds_bytes, keep=loop.used_builds, spare_used_within=RECENT_USE_SECONDS)
         result = loop.result(again, wall_seconds=time.monotonic() - started)
         loop.finish(result)
         return result
