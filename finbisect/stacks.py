@@ -45,7 +45,6 @@ _GDB_SETUP = (
     # -iex: before the inferior is loaded; errors from an older gdb's unknown settings are harmless
     "-iex", "set debuginfod enabled off",
     "-iex", "set auto-load python-scripts off",
-    "-iex", "set startup-with-shell off",
     "-ex", "set pagination off",
     "-ex", "set width 0",
     "-ex", "set confirm off",
