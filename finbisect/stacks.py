@@ -171,11 +171,13 @@ class Stacks:
         """One line for the user when no stack could be taken at all."""
         if self.threads or not self.problems:
             return None
-        if any("ptrace" in p or "attach" in p for p in self.problems):
+        if any("not permitted" in p for p in self.problems):
             return (
                 "gdb cannot attach to hung interpreters here (ptrace not permitted): run as "
-                "root, or set kernel.yama.ptrace_scope to 0"
+                "root or with CAP_SYS_PTRACE, or set kernel.yama.ptrace_scope to 0"
             )
+        if all("No such process" in p for p in self.problems):
+            return None  # it ended before gdb came: nothing to advise
         return self.problems[0]
 
 

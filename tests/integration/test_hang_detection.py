@@ -172,3 +172,22 @@ def test_without_gdb_a_hang_counts_by_its_kind_and_advice_says_what_to_install(
     assert outcome.signature == "deadlocked: all 3 threads blocked for 1.0 s"
     assert probe.advice == ("install gdb (Debian: apt-get install gdb) to see where hung "
                             "interpreters wait",)  # fmt: skip
+
+
+SETSID_WAKER = """
+import os, signal, sys, threading, time
+signal.signal(signal.SIGUSR1, lambda *_: sys.exit(0))
+if os.fork() == 0:
+    os.setsid()  # out of the process group: only the parent link shows it
+    time.sleep(2.5)
+    os.kill(os.getppid(), signal.SIGUSR1)
+    os._exit(0)
+lock = threading.Lock()
+lock.acquire()
+lock.acquire()  # forever, unless the signal's handler raises
+"""
+
+
+def test_a_descendant_that_left_the_group_with_setsid_still_counts(tmp_path: Path) -> None:
+    outcome = _probe(tmp_path, SETSID_WAKER).run_once(Path(sys.executable), "abc", 0)
+    assert (outcome.kind, outcome.run_class) == (OutcomeKind.OK, RunClass.CLEAN)

@@ -173,6 +173,8 @@ def test_advice_when_gdb_cannot_attach() -> None:
     assert advice is not None
     assert advice.startswith("gdb cannot attach to hung interpreters here")
     assert STACKS.advice() is None
+    gone = Stacks(problems=("no stacks of process 5: gdb: ptrace: No such process.",))
+    assert gone.advice() is None
 
 
 CULPRIT_DIFF = """\
