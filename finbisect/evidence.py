@@ -148,7 +148,7 @@ def capture_evidence(
             found = stacks.attach(
                 procfs.group_pids(pid),
                 log_dir=logs,
-                stem=log_path.stem,
+                stem=f"gdb-evidence-{sha[:12]}",
                 libpython=libpython,
                 cancel=cancel,
             )

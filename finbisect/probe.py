@@ -55,7 +55,7 @@ class ProbeConfig:
     repro: Path  # absolute
     timeout: float  # seconds per run
     symptoms: frozenset[OutcomeKind] = DEFAULT_SYMPTOMS
-    match: re.Pattern[str] | None = None  # must match a crash's/error's output to count
+    match: re.Pattern[str] | None = None  # must match a crash's/error's output (hang: stacks)
     parallel: int = 1  # runs at once at the same revision
     hang_grace: float | None = 1.0  # all threads stuck this long: a hang now; 0/None: timeout only
     stacks: bool = True  # a hung group's stacks (gdb) before it is killed
@@ -93,8 +93,8 @@ def classify(
     else:
         return OutcomeKind.OK, RunClass.CLEAN, ""
     if kind is OutcomeKind.HANG:
-        seen = stacks is not None and bool(stacks.threads)
         signature = _hang_signature(result, stacks)
+        seen = stacks is not None and stacks.threads
         text = f"{result.hang_reason}\n{stacks.text()}" if stacks is not None and seen else ""
     else:
         signature, text = _signature(kind, result, match), output
@@ -209,7 +209,7 @@ class Probe:
             found = stacks.attach(
                 procfs.group_pids(pid),
                 log_dir=self.logs,
-                stem=stem,
+                stem=f"gdb-{sha[:12]}-{index + 1}",  # not run-*.log: one log per run
                 libpython=stacks.find_libpython(interpreter),
                 cancel=cancel,
             )

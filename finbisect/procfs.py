@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import platform
 import struct
@@ -48,6 +49,7 @@ def machine_arch() -> Arch | None:
     )
 
 
+@functools.cache
 def supported() -> bool:
     """Whether this system shows what deadlock detection needs (else: the timeout alone)."""
     if machine_arch() is None:

@@ -230,7 +230,10 @@ def attach(
     timeout: float = GDB_TIMEOUT,
     cancel: threading.Event | None = None,
 ) -> Stacks:
-    """Every thread's stacks of the processes `pids`, one gdb session each, logs kept."""
+    """Every thread's stacks of the processes `pids`, one gdb session each.
+
+    gdb's own output is kept as `<log_dir>/<stem>-<pid>.log`.
+    """
     gdb = gdb_path()
     if gdb is None:
         return Stacks(problems=(GDB_ADVICE,))
@@ -242,7 +245,7 @@ def attach(
             [*argv, *_python_commands(libpython)],
             cwd=log_dir,
             timeout=timeout,
-            log_path=log_dir / f"{stem}.gdb-{pid}.log",
+            log_path=log_dir / f"{stem}-{pid}.log",
             env=_gdb_env(),
             grace=1.0,
             cancel=cancel,
