@@ -50,6 +50,10 @@ def survivors(groups: set[int], ancestor: int) -> list[int]:
     return sorted(found)
 
 
+def _new(pids: list[int], before: set[int]) -> list[int]:
+    return [pid for pid in pids if pid not in before]
+
+
 def recording_children(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[int]]:
     """The `leftovers` fixture: yields the groups started; asserts none survives."""
     groups: set[int] = set()
@@ -62,11 +66,14 @@ def recording_children(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[int]]:
                 if (group := os.getpgid(self.pid)) != os.getpgrp():  # ours: see descendants
                     groups.add(group)
 
+    # Descendants from before the test are not its doing (e.g. GitPython's `git cat-file`
+    # helpers, alive until their Repo is collected).
+    before = set(survivors(set(), os.getpid()))
     monkeypatch.setattr(subprocess, "Popen", Recording)
     yield groups
     monkeypatch.undo()
     deadline = time.monotonic() + 5
-    while (left := survivors(groups, os.getpid())) and time.monotonic() < deadline:
+    while (left := _new(survivors(groups, os.getpid()), before)) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in left:
         with contextlib.suppress(OSError):
