@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from finbisect.cli.app import cli
+from tests.processes import recording_children
 
 REPRO = "import threading\nthreading.Thread(target=lambda: None, daemon=True).start()\n"
 GIL_MATCH = r"pthread_mutex_destroy\(gil_mutex\) failed"
@@ -60,3 +61,9 @@ def hunt(repro: Path, cache: Path, tmp_path: Path) -> Hunt:
         )  # fmt: skip
 
     return run
+
+
+@pytest.fixture
+def leftovers(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[int]]:
+    """Fails the test if a process it started (or a descendant) is still running at its end."""
+    yield from recording_children(monkeypatch)

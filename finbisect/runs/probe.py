@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finbisect.models import Outcome, OutcomeKind, RunClass
-from finbisect.runs import proc
+from finbisect.runs import proc, procfs, stacks
+from finbisect.runs.stacks import Stacks
 
 __all__ = ["DEFAULT_SYMPTOMS", "Probe", "ProbeConfig", "classify", "probe_env"]
 
@@ -54,8 +55,10 @@ class ProbeConfig:
     repro: Path  # absolute
     timeout: float  # seconds per run
     symptoms: frozenset[OutcomeKind] = DEFAULT_SYMPTOMS
-    match: re.Pattern[str] | None = None  # must match a crash's/error's output to count
+    match: re.Pattern[str] | None = None  # must match a crash's/error's output (hang: stacks)
     parallel: int = 1  # runs at once at the same revision
+    hang_grace: float | None = 1.0  # all threads stuck this long: a hang now; 0/None: timeout only
+    stacks: bool = True  # a hung group's stacks (gdb) before it is killed
 
 
 def probe_env(base: Mapping[str, str]) -> dict[str, str]:
@@ -73,8 +76,12 @@ def classify(
     *,
     symptoms: frozenset[OutcomeKind],
     match: re.Pattern[str] | None,
+    stacks: Stacks | None = None,
 ) -> tuple[OutcomeKind, RunClass, str]:
-    """(kind, class, signature) of one finished run. Pure: table-tested."""
+    """(kind, class, signature) of one finished run. Pure: table-tested.
+
+    A hang's `stacks` (when gdb took them) name it, and `match` applies to them.
+    """
     output = _without_header(result.output)
     sanitizer = _SANITIZER_REPORT.search(output)
     if result.timed_out:
@@ -85,18 +92,30 @@ def classify(
         kind = OutcomeKind.ERROR
     else:
         return OutcomeKind.OK, RunClass.CLEAN, ""
-    signature = _signature(kind, result, match)
+    if kind is OutcomeKind.HANG:
+        signature = _hang_signature(result, stacks)
+        seen = stacks is not None and stacks.threads
+        text = f"{result.hang_reason}\n{stacks.text()}" if stacks is not None and seen else ""
+    else:
+        signature, text = _signature(kind, result, match), output
     if kind not in symptoms:
         return kind, RunClass.UNRELATED, signature
-    if kind is not OutcomeKind.HANG and match is not None and not match.search(output):
-        return kind, RunClass.UNRELATED, signature
+    if match is not None and (text or kind is not OutcomeKind.HANG) and not match.search(text):
+        return kind, RunClass.UNRELATED, signature  # a hang without stacks counts by its kind
     return kind, RunClass.SYMPTOM, signature
+
+
+def _hang_signature(result: proc.ProcResult, stacks: Stacks | None) -> str:
+    """'deadlocked: main thread in take_gil', or the reason alone without stacks."""
+    reason = result.hang_reason or "no exit within the timeout"
+    if stacks is None or not stacks.threads:
+        return reason
+    head = "deadlocked" if result.deadlocked else reason
+    return f"{head}: {stacks.summary()}"
 
 
 def _signature(kind: OutcomeKind, result: proc.ProcResult, match: re.Pattern[str] | None) -> str:
     """The line that identifies the failure: the matching line, the fatal error, the last words."""
-    if kind is OutcomeKind.HANG:
-        return f"no exit within the timeout ({result.duration:.1f} s)"
     lines = [ln.strip() for ln in _without_header(result.output).splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.startswith("finbisect:")]
     if match is not None:
@@ -134,6 +153,12 @@ class Probe:
         self.config = config
         self.logs = logs
         self.env = probe_env(os.environ)
+        self._advice: dict[str, None] = {}  # ordered set
+
+    @property
+    def advice(self) -> tuple[str, ...]:
+        """One line each, for the report to print once: e.g. install gdb to see hangs' stacks."""
+        return tuple(self._advice)
 
     def run(
         self,
@@ -174,19 +199,44 @@ class Probe:
         self, interpreter: Path, sha: str, index: int, *, cancel: threading.Event | None = None
     ) -> Outcome:
         workdir = Path(tempfile.mkdtemp(prefix="finbisect-run-"))
+        stem = f"run-{sha[:12]}-{index + 1}"
+        taken: list[Stacks] = []
+
+        def on_hang(pid: int) -> str:
+            if stacks.gdb_path() is None:
+                self._advice[stacks.GDB_ADVICE] = None
+                return ""
+            found = stacks.attach(
+                procfs.group_pids(pid),
+                log_dir=self.logs,
+                stem=f"gdb-{sha[:12]}-{index + 1}",  # not run-*.log: one log per run
+                libpython=stacks.find_libpython(interpreter),
+                cancel=cancel,
+            )
+            taken.append(found)
+            if (advice := found.advice()) is not None:
+                self._advice[advice] = None
+            return "\nfinbisect: stacks of the hung process group (gdb):\n" + found.text()
+
+        grace = self.config.hang_grace
         try:
             result = proc.run(
                 [str(interpreter), str(self.config.repro)],
                 cwd=workdir,
                 timeout=self.config.timeout,
-                log_path=self.logs / f"run-{sha[:12]}-{index + 1}.log",
+                log_path=self.logs / f"{stem}.log",
                 env=self.env,
                 cancel=cancel,
+                watch=procfs.DeadlockWatch(grace) if grace and procfs.supported() else None,
+                on_hang=on_hang if self.config.stacks else None,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         kind, run_class, signature = classify(
-            result, symptoms=self.config.symptoms, match=self.config.match
+            result,
+            symptoms=self.config.symptoms,
+            match=self.config.match,
+            stacks=taken[0] if taken else None,
         )
         return Outcome(
             kind=kind,

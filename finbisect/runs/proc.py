@@ -5,6 +5,8 @@ timeout always, and its combined output streamed to a log file that starts
 with a `+ cmd` line. When the child ends, times out, or we are interrupted,
 the whole group is killed (TERM, a short grace, KILL) so that a hung
 interpreter's threads, children and grandchildren never outlive the step.
+A `watch` hook may end the wait early (a deadlock), and `on_hang` may look at
+a hung group (its stacks) before it is killed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,16 +26,19 @@ __all__ = ["ProcResult", "kill_group", "run", "run_shell"]
 
 _HEAD_BYTES = 64 * 1024  # output kept from the start of the log
 _TAIL_BYTES = 256 * 1024  # and from its end: crash reports are printed last
+_WATCH_INTERVAL = 0.25  # seconds between two calls of a `watch` hook
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProcResult:
     returncode: int | None  # None when a signal ended it or it timed out
     signal: int | None  # the signal that ended it (ours, if it timed out)
-    timed_out: bool
+    timed_out: bool  # a hang: no exit within the timeout, or deadlocked
     duration: float  # seconds
     output: str  # head and tail of the combined stdout+stderr, bounded
     log_path: Path
+    deadlocked: bool = False  # the `watch` hook ended the wait before the timeout
+    hang_reason: str = ""  # "no exit within 60 s" or the watch's reason; "" unless timed_out
 
     @property
     def ok(self) -> bool:
@@ -50,12 +55,17 @@ def run(
     grace: float = 2.0,
     display: str | None = None,
     cancel: threading.Event | None = None,
+    watch: Callable[[int], str | None] | None = None,
+    on_hang: Callable[[int], str] | None = None,
 ) -> ProcResult:
     """Run `argv` to completion or timeout; never raises for the child's failures.
 
     `display` replaces the `+ cmd` line's text (for shell commands). Ctrl-C,
     or `cancel` set from another thread, kills the group and raises
-    KeyboardInterrupt.
+    KeyboardInterrupt. `watch(pid)` is called about every quarter second while
+    the child runs; a reason it returns ends the wait like a timeout, reported as
+    `deadlocked`. `on_hang(pid)` is called for a hung group before it is killed;
+    the text it returns is appended to the log.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -82,19 +92,21 @@ def run(
                 output=f"cannot run {argv[0]}: {exc.strerror}",
                 log_path=log_path,
             )
-        timed_out = False
         try:
-            timed_out = not _wait(child, start + timeout, cancel)
+            exited, reason = _wait(child, start + timeout, cancel, watch)
+            if not exited and on_hang is not None:
+                log.write(on_hang(child.pid).encode())
+                log.flush()
         except BaseException:  # Ctrl-C or anything else: leave nothing running
             kill_group(child, grace=grace)
             raise
         # Always: the leader may be gone while daemon children linger.
         kill_group(child, grace=grace)
         duration = time.monotonic() - start
+        timed_out = not exited
         if timed_out:
-            log.write(
-                f"\nfinbisect: timed out after {timeout:g} s; process group killed\n".encode()
-            )
+            done = reason or f"timed out after {timeout:g} s"
+            log.write(f"\nfinbisect: {done}; process group killed\n".encode())
     code = child.returncode
     return ProcResult(
         returncode=None if timed_out or code < 0 else code,
@@ -103,22 +115,38 @@ def run(
         duration=duration,
         output=_read_bounded(log_path),
         log_path=log_path,
+        deadlocked=bool(reason),
+        hang_reason=(reason or f"no exit within {timeout:g} s") if timed_out else "",
     )
 
 
-def _wait(child: subprocess.Popen[bytes], deadline: float, cancel: threading.Event | None) -> bool:
-    """Wait for the child until `deadline`; False if it is still running then."""
+def _wait(
+    child: subprocess.Popen[bytes],
+    deadline: float,
+    cancel: threading.Event | None,
+    watch: Callable[[int], str | None] | None,
+) -> tuple[bool, str]:
+    """Wait for the child until `deadline` or `watch` says why not: (exited, that reason)."""
+    next_watch = time.monotonic() + _WATCH_INTERVAL
     while True:
-        left = deadline - time.monotonic()
+        now = time.monotonic()
+        left = deadline - now
         if left <= 0:
-            return child.poll() is not None
+            return child.poll() is not None, ""
+        step = left if cancel is None else min(left, 0.1)
+        if watch is not None:
+            step = min(step, max(next_watch - now, 0.0))
         try:
-            child.wait(timeout=left if cancel is None else min(left, 0.1))
+            child.wait(timeout=step)
         except subprocess.TimeoutExpired:
             if cancel is not None and cancel.is_set():
                 raise KeyboardInterrupt from None
+            if watch is not None and time.monotonic() >= next_watch:
+                next_watch = time.monotonic() + _WATCH_INTERVAL
+                if (reason := watch(child.pid)) and child.poll() is None:
+                    return False, reason
             continue
-        return True
+        return True, ""
 
 
 def run_shell(
