@@ -145,7 +145,8 @@ def test_cli_timing_hunt_refuses_ends_without_a_slowdown(tmp_path: Path) -> None
         "--cache-dir", str(tmp_path / "cache"),
     )  # fmt: skip
     assert result.exit_code == 4
-    assert "do not differ" in result.stderr
+    # On a loaded machine one round may differ by chance; the second round then refuses.
+    assert "do not differ" in result.stderr or "did not repeat in both rounds" in result.stderr
 
 
 @pytest.mark.parametrize(
