@@ -92,6 +92,7 @@ class AnswerStatus(enum.Enum):
     OLD_END_SHOWS_BUG_SIDE = "old end wrong"  # verification failed at the old end
     NEW_END_SHOWS_CLEAN_SIDE = "new end wrong"  # verification failed at the new end
     BUDGET_SPENT = "budget spent"
+    RATES_INSEPARABLE = "rates inseparable"  # two-sided: the rates are too close to tell apart
 
 
 @dataclass(frozen=True)
