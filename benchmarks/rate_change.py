@@ -70,6 +70,7 @@ class Task:
     confidence: float
     build_seconds: float
     run_seconds: float
+    visit_seconds: float = 1.0
 
 
 def culprit_of(seed: int, n: int) -> int:
@@ -81,7 +82,11 @@ def run_finbisect(task: Task, seed: int) -> Hunt:
     search = RateChangeBisection(
         graph, bug_is_new=True, confidence=task.confidence, max_runs=task.max_runs
     )
-    search.set_costs(build_seconds=task.build_seconds, run_seconds=task.run_seconds)
+    search.set_costs(
+        build_seconds=task.build_seconds,
+        run_seconds=task.run_seconds,
+        visit_seconds=task.visit_seconds,
+    )
     stats = simulate_hunt(
         search,
         graph,

@@ -28,15 +28,15 @@ Stop:
 - FOUND: one candidate holds >= `confidence`, also with the rates moved
   pessimistically close together (RatePosterior.robust_mass): a candidate
   held up only by a lucky rate estimate is not named.
-- RATES_INSEPARABLE: the rates are too close to separate with the runs left.
-  Sound in the direction that matters: with H bits of uncertainty left about
-  the culprit, no strategy can finish in fewer than H / C runs, C the
-  capacity of the binary channel at the rates; taking the most favourable
-  rates the posterior allows (p_clean at its 5% quantile, p_bug at its 95%),
-  if H / C exceeds the runs left, finishing is out of reach at any plausible
-  rate. When the budget is spent, the answer is RATES_INSEPARABLE too if the
-  two rates' 90% intervals still overlap (the runs could not tell them
-  apart), BUDGET_SPENT otherwise.
+- RATES_INSEPARABLE: the rates are too close for the budget to separate.
+  Sound in the direction that matters: finding one of N candidates takes
+  log2 N bits, and no strategy averages more than C bits per run, C the
+  capacity of the binary channel at the rates; at the most favourable rates
+  the posterior allows (p_clean at its 5% quantile, p_bug at its 95%), if
+  log2 N / C exceeds `max_runs`, no plausible pair of rates lets the budget
+  suffice, and the hunt stops as soon as that is known instead of burning the
+  budget. When the budget is spent, the same test says whether the rates
+  (RATES_INSEPARABLE) or the budget (BUDGET_SPENT) was short.
 - AMBIGUOUS: as in the one-sided search (unbuildable neighbours).
 Inconclusive answers list the top candidates with their probabilities.
 """
@@ -104,6 +104,7 @@ class RateChangeBisection(NoisyBisection):
         )
         self._model: RatePosterior = RatePosterior(graph, bug_is_new=bug_is_new, prior=prior)
         self._stage = _Phase.ENDS
+        self._next_check = 0  # runs at which to test for inseparable rates next
 
     @classmethod
     def from_observations(
@@ -220,13 +221,9 @@ class RateChangeBisection(NoisyBisection):
         if self._stage is _Phase.DONE:
             return
         if self._runs >= self.max_runs:
-            clean, bug = self._model.rate_summary()
-            low, high = sorted((clean, bug), key=lambda r: r.estimate)
-            overlap = low.high >= high.low
-            self._finish(
-                AnswerStatus.RATES_INSEPARABLE if overlap else AnswerStatus.BUDGET_SPENT,
-                self._top(),
-            )
+            inseparable = self._stage is _Phase.ENDS or self._inseparable(self._model.snapshot())
+            status = AnswerStatus.RATES_INSEPARABLE if inseparable else AnswerStatus.BUDGET_SPENT
+            self._finish(status, self._top())
             return
         if self._stage is _Phase.ENDS:
             return
@@ -238,9 +235,11 @@ class RateChangeBisection(NoisyBisection):
         ):
             self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, post.each(best))])
             return
-        if self._hopeless(post):
-            self._finish(AnswerStatus.RATES_INSEPARABLE, self._top())
-            return
+        if self._runs >= self._next_check:  # the test costs two Beta quantiles: now and then
+            self._next_check = self._runs + max(1, self._runs // 20)
+            if self._inseparable(post):
+                self._finish(AnswerStatus.RATES_INSEPARABLE, self._top())
+                return
         if self._skipped:
             mass = self.posterior()
             for group in self._ambiguity_groups():
@@ -253,15 +252,15 @@ class RateChangeBisection(NoisyBisection):
         super()._finish(status, top)
         self._stage = _Phase.DONE
 
-    def _hopeless(self, post: Snapshot) -> bool:
-        """Even at the most favourable plausible rates, the runs left cannot find the culprit."""
+    def _inseparable(self, post: Snapshot) -> bool:
+        """Even at the most favourable plausible rates, the whole budget could not find it."""
         (a0, b0), (a1, b1) = self._rate_betas(post)
         p_clean = beta_quantile(0.05, a0, b0)
         p_bug = beta_quantile(0.95, a1, b1)
-        left = self.max_runs - self._runs
         if p_bug <= p_clean:
             return True
-        return self._entropy() > left * asymmetric_channel_capacity(p_clean, p_bug)
+        capacity = asymmetric_channel_capacity(p_clean, p_bug)
+        return math.log2(len(self.graph)) > self.max_runs * capacity
 
     def _entropy(self) -> float:
         post = self._model.snapshot()
@@ -290,13 +289,8 @@ class RateChangeBisection(NoisyBisection):
     def _plan(self) -> SearchRequest | None:
         post = self._model.snapshot()
         top = max(post.probs)
-        cells = [
-            (w, self._model.params(c), c)
-            for c, w in zip(post.cells, post.probs, strict=True)
-            if w >= _MIN_MASS * top
-        ]
-        total = sum(w for w, _, _ in cells)
-        weights = [w / total for w, _, _ in cells]
+        kept = [(c, w) for c, w in zip(post.cells, post.probs, strict=True) if w >= _MIN_MASS * top]
+        predict = _Predictive([w for _, w in kept], [self._model.params(c) for c, _ in kept])
         longest = min(self.max_runs - self._runs, _BATCHES[-1])
         batches = [b for b in _BATCHES if b <= longest] or [longest]
         options = {x: True for x in self._built if x == OLD_END or 0 <= x < len(self.graph)}
@@ -305,19 +299,16 @@ class RateChangeBisection(NoisyBisection):
         targets = set(_TARGETS) | {round(best_bug_mass(p0, p1), 3) if p0 < p1 else 0.5}
         for x in self._fresh_options(post, targets):
             options.setdefault(x, False)
-        options = {x: b for x, b in options.items() if x == OLD_END or not self._skipped >> x & 1}
         # Screen with one run each (cheap), then weigh batches for the best few.
-        params = [p for _, p, _ in cells]
-        cache: dict[tuple[int, int, int], list[float]] = {}
         screened = []
         for x, built in options.items():
+            if x != OLD_END and self._skipped >> x & 1:
+                continue
             bug = self._model.bug_mask(x)
-            sides = [(c.mask & bug).bit_count() / c.size for _, _, c in cells]
+            sides = [(c.mask & bug).bit_count() / c.size for c, _ in kept]
             fixed = self.visit_seconds + (0.0 if built else self.build_seconds)
-            one = _count_information(weights, sides, params, 1, cache)
+            one = predict.information(sides, 1)
             screened.append((one / (fixed + self.run_seconds), one, x, fixed, sides))
-        if not screened:
-            return None
         shortlist = sorted(screened, key=lambda t: -t[0])[:_SHORTLIST]
         shortlist += sorted(screened, key=lambda t: -t[1])[:_SHORTLIST]
         best: tuple[float, int, list[float]] | None = None
@@ -325,9 +316,7 @@ class RateChangeBisection(NoisyBisection):
             if one <= _EPS:
                 continue
             rate = max(
-                _count_information(weights, sides, params, b, cache)
-                / (fixed + b * self.run_seconds)
-                for b in batches
+                predict.information(sides, b) / (fixed + b * self.run_seconds) for b in batches
             )
             if best is None or rate > best[0]:
                 best = (rate, x, sides)
@@ -335,14 +324,112 @@ class RateChangeBisection(NoisyBisection):
             return None
         _, x, sides = best
         _, runs = max(
-            (
-                _count_information(weights, sides, params, b, cache)
-                / (self.visit_seconds + b * self.run_seconds),
-                b,
-            )
+            (predict.information(sides, b) / (self.visit_seconds + b * self.run_seconds), b)
             for b in batches
         )
         return SearchRequest(x, runs)
+
+
+class _Predictive:
+    """Bits about the culprit from the symptom count of b runs at one revision.
+
+    Each cell predicts the count with its own rate posteriors (beta-binomial),
+    on the side the revision is on under it: `sides[j]` is the fraction of
+    cell j's members that put it on the bug side. A count tells apart
+    hypotheses whose rates differ, so runs at an end are worth something
+    exactly when the rates are what the cells disagree on. On a linear
+    history the sides are a step (1s then 0s, or the reverse, one cell cut),
+    and prefix sums over the cells make each evaluation O(b).
+    """
+
+    def __init__(self, weights: list[float], params: list[tuple[int, int, int, int]]) -> None:
+        total = sum(weights)
+        self.weights = [w / total for w in weights]
+        self.params = params
+        # runs -> (per-cell pmfs and entropies on each side, and their weighted prefix sums)
+        self._tables: dict[
+            int,
+            tuple[
+                list[list[list[float]]],
+                list[list[float]],
+                list[list[list[float]]],
+                list[list[float]],
+            ],
+        ] = {}
+
+    def _table(
+        self, runs: int
+    ) -> tuple[
+        list[list[list[float]]], list[list[float]], list[list[list[float]]], list[list[float]]
+    ]:
+        table = self._tables.get(runs)
+        if table is None:
+            pmfs: list[list[list[float]]] = [[], []]  # side -> cell -> pmf
+            ents: list[list[float]] = [[], []]
+            for a0, b0, a1, b1 in self.params:
+                for side, (a, b) in enumerate(((a0, b0), (a1, b1))):
+                    pmf = _beta_binomial(runs, a, b)
+                    pmfs[side].append(pmf)
+                    ents[side].append(-sum(q * math.log2(q) for q in pmf if q > 0.0))
+            pre: list[list[list[float]]] = [[], []]  # side -> k -> sum over cells < k of w·pmf
+            pre_h: list[list[float]] = [[], []]
+            for side in (0, 1):
+                vec, h = [0.0] * (runs + 1), 0.0
+                pre[side].append(vec)
+                pre_h[side].append(h)
+                for j, w in enumerate(self.weights):
+                    vec = [v + w * q for v, q in zip(vec, pmfs[side][j], strict=True)]
+                    h += w * ents[side][j]
+                    pre[side].append(vec)
+                    pre_h[side].append(h)
+            table = self._tables[runs] = (pmfs, ents, pre, pre_h)
+        return table
+
+    def information(self, sides: list[float], runs: int) -> float:
+        pmfs, ents, pre, pre_h = self._table(runs)
+        m = len(sides)
+        step = _step(sides)
+        if step is None:  # a merge cut the cells some other way: sum cell by cell
+            mixed = [0.0] * (runs + 1)
+            conditional = 0.0
+            for j, (w, f) in enumerate(zip(self.weights, sides, strict=True)):
+                for side, share in ((0, 1.0 - f), (1, f)):
+                    if share > 0.0:
+                        mass = w * share
+                        mixed = [v + mass * q for v, q in zip(mixed, pmfs[side][j], strict=True)]
+                        conditional += mass * ents[side][j]
+        else:
+            first, k, share = step  # cells < k on side `first`, cell k partly, cells > k not
+            other = 1 - first
+            w = self.weights[k] if k < m else 0.0
+            f_first = share if first == 1 else 1.0 - share  # cell k's share on `first`
+            lo, hi_full, hi_k = pre[first][k], pre[other][m], pre[other][min(k + 1, m)]
+            if k < m:
+                own = [
+                    w * (f_first * q1 + (1.0 - f_first) * q0)
+                    for q1, q0 in zip(pmfs[first][k], pmfs[other][k], strict=True)
+                ]
+            else:
+                own = [0.0] * (runs + 1)
+            mixed = [a + b + (c - d) for a, b, c, d in zip(lo, own, hi_full, hi_k, strict=True)]
+            conditional = pre_h[first][k] + pre_h[other][m] - pre_h[other][min(k + 1, m)]
+            if k < m:
+                conditional += w * (f_first * ents[first][k] + (1.0 - f_first) * ents[other][k])
+        return -sum(q * math.log2(q) for q in mixed if q > 0.0) - conditional
+
+
+def _step(sides: list[float]) -> tuple[int, int, float] | None:
+    """(side of the leading cells, index of the cut cell, its bug share), or None."""
+    m = len(sides)
+    if m == 0:
+        return None
+    first = 1 if sides[0] >= 1.0 else 0
+    k = 0
+    while k < m and sides[k] == float(first):
+        k += 1
+    if k < m and any(f != float(1 - first) for f in sides[k + 1 :]):
+        return None
+    return first, k, sides[k] if k < m else float(first)
 
 
 def _beta_binomial(runs: int, a: float, b: float) -> list[float]:
@@ -354,38 +441,6 @@ def _beta_binomial(runs: int, a: float, b: float) -> list[float]:
     for k in range(runs):
         out.append(out[-1] * (runs - k) / (k + 1) * (a + k) / (b + runs - k - 1))
     return out
-
-
-def _count_information(
-    weights: list[float],
-    sides: list[float],
-    params: list[tuple[int, int, int, int]],
-    runs: int,
-    cache: dict[tuple[int, int, int], list[float]],
-) -> float:
-    """Bits about the culprit from the symptom count of `runs` runs at one revision.
-
-    Each cell predicts the count with its own rate posteriors (beta-binomial),
-    on the side the revision is on under it (`sides`: the fraction of the
-    cell's members that put it on the bug side). A revision's count tells
-    apart hypotheses whose rates differ, so runs at an end are worth
-    something exactly when the rates are what the cells disagree on.
-    """
-    mixed = [0.0] * (runs + 1)
-    conditional = 0.0
-    for j, (w, f, (a0, b0, a1, b1)) in enumerate(zip(weights, sides, params, strict=True)):
-        for side, share, a, b in ((0, 1.0 - f, a0, b0), (1, f, a1, b1)):
-            if share <= 0.0:
-                continue
-            pmf = cache.get((j, side, runs))
-            if pmf is None:
-                pmf = cache[(j, side, runs)] = _beta_binomial(runs, a, b)
-            mass = w * share
-            for k, q in enumerate(pmf):
-                mixed[k] += mass * q
-                if q > 0.0:
-                    conditional -= mass * q * math.log2(q)
-    return -sum(q * math.log2(q) for q in mixed if q > 0.0) - conditional
 
 
 def _triple(summary: RateSummary) -> tuple[float, float, float]:
