@@ -1,7 +1,7 @@
 """Rate-change hunts (two-sided noise): finbisect against git_bayesect and naive k runs.
 
     .venv/bin/python benchmarks/rate_change.py [--hunts K] [--build-seconds B] [--run-seconds R]
-        [--max-runs M] [--confidence C] [--sizes 64,1024] [--json FILE]
+        [--visit-seconds V] [--max-runs M] [--confidence C] [--sizes 64,1024] [--json FILE]
 
 Simulated regression hunts on linear histories (no builds): the repro shows
 the symptom with probability p0 per run before the culprit and p1 after it.
@@ -9,7 +9,8 @@ For each cell (N, p0, p1), culprits are drawn uniformly with the same seeds
 for every method, which all get the same run budget and confidence:
 
 - finbisect: RateChangeBisection (two-sided model forced), cost model
-  build B s / run R s / visit 1 s (it trades runs against builds).
+  build B s / run R s / visit V s (it trades runs against builds; with
+  `--build-seconds 0 --visit-seconds 0` it minimises runs, as git_bayesect does).
 - git_bayesect: its published method, reimplemented in bayesect_model.py (see
   there for the source and what was checked): one run at a time at the
   position minimising expected entropy, Jeffreys priors on both rates, stop
@@ -250,6 +251,7 @@ def main() -> None:
     parser.add_argument("--hunts", type=int, default=200, help="simulated hunts per cell")
     parser.add_argument("--build-seconds", type=float, default=300.0)
     parser.add_argument("--run-seconds", type=float, default=5.0)
+    parser.add_argument("--visit-seconds", type=float, default=1.0)
     parser.add_argument("--max-runs", type=int, default=5000, help="run budget, every method")
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
@@ -260,7 +262,7 @@ def main() -> None:
     print(
         f"{args.hunts} hunts per cell, budget {args.max_runs} runs, confidence "
         f"{args.confidence}; finbisect's cost model: build {args.build_seconds:g} s, "
-        f"run {args.run_seconds:g} s"
+        f"run {args.run_seconds:g} s, visit {args.visit_seconds:g} s"
     )
     header = (
         f"{'N':>5} {'p0':>5} {'p1':>4} | {'method':<12} {'acc':>6} {'incl':>5} {'conf':>6} "
@@ -286,6 +288,7 @@ def main() -> None:
                     confidence=args.confidence,
                     build_seconds=args.build_seconds,
                     run_seconds=args.run_seconds,
+                    visit_seconds=args.visit_seconds,
                 )
                 ours, theirs = measure(
                     pool, [base, Task(**{**asdict(base), "method": "git_bayesect"})]

@@ -10,12 +10,14 @@ and p_after = p_bug; in a fix hunt the other way round.
 
 Phases (all requested by `next_request`):
 
-1. The ends, alternately, in small batches: every run there is on a known
-   side, so each informs one rate without spending any on the culprit.
-   They stop once the ends alone say P(p_clean < p_bug) >= 0.9, or at
-   `max_runs_per_revision` each. A bug end with no symptom in all of those
-   is a wrong end (the `*_END_*` status). Runs carried over from a
-   one-sided start (`from_observations`) count.
+1. The ends, one small batch each: every run there is on a known side, so
+   it informs one rate without spending any on the culprit. Only a start:
+   the search below comes back to an end whenever the hypotheses disagree on
+   the rates (that is when its runs tell them apart), or when no revision is
+   informative yet; a longer fixed phase cost more runs than it saved in the
+   study. A bug end with no symptom in `max_runs_per_revision` runs is a
+   wrong end (the `*_END_*` status). Runs carried over from a one-sided
+   start (`from_observations`) count.
 2. The search: like the one-sided one, each step scores (revision x, batch b)
    by expected bits about the culprit per second, cost = build (unless x is
    built) + visit + b runs. The bits are the mutual information between the
@@ -55,15 +57,13 @@ from finbisect.rate_posterior import (
     RateSummary,
     asymmetric_channel_capacity,
     best_bug_mass,
-    log_prob_less,
 )
 from finbisect.stats import beta_quantile
 from finbisect.strategy import OLD_END, AnswerStatus, CandidateGraph, SearchRequest, bits
 
 __all__ = ["RateChangeBisection"]
 
-_END_BATCH = 4  # runs per visit to an end
-_END_SEPARATION = 0.9  # the ends alone give P(p_clean < p_bug) at least this
+_END_BATCH = 2  # runs per visit to an end outside the search's own choice
 _BATCHES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 _MIN_MASS = 1e-4  # planning leaves out cells lighter than this x the heaviest
 _TARGETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # bug masses to try
@@ -171,7 +171,7 @@ class RateChangeBisection(NoisyBisection):
         if self._stage is _Phase.DONE:
             return
         self._observe(index, symptoms, clean)
-        if self._stage is _Phase.ENDS:
+        if self._stage is _Phase.ENDS or index == self.bug_end:
             self._end_phase_over()
 
     def record_skip(self, index: int) -> None:
@@ -204,16 +204,11 @@ class RateChangeBisection(NoisyBisection):
         return min(ends, key=lambda end: (sum(self._stats(end)), ends.index(end)))
 
     def _end_phase_over(self) -> None:
-        (a0, b0), (a1, b1) = self._model.prior.clean, self._model.prior.bug
         s1, f1 = self._stats(self.bug_end)
         s0, f0 = self._stats(self.clean_end)
-        cap = self.max_runs_per_revision
-        if s1 + f1 >= cap and s1 == 0:
+        if s1 + f1 >= self.max_runs_per_revision and s1 == 0:
             self._finish(self._end_status(self.bug_end), [])
-        elif (s1 + f1 >= cap and s0 + f0 >= cap) or (
-            min(s1 + f1, s0 + f0) >= _END_BATCH
-            and log_prob_less(a0 + s0, b0 + f0, a1 + s1, b1 + f1) >= math.log(_END_SEPARATION)
-        ):
+        elif self._stage is _Phase.ENDS and min(s1 + f1, s0 + f0) >= _END_BATCH:
             self._stage = _Phase.SEARCH
 
     def _settle(self) -> None:
