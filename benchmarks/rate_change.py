@@ -39,6 +39,8 @@ from pathlib import Path
 
 from bayesect_model import BayesectModel
 
+from finbisect.model_choice import AutoBisection
+from finbisect.noisy import NoisyBisection
 from finbisect.rate_change import RateChangeBisection
 from finbisect.rate_posterior import asymmetric_channel_capacity
 from finbisect.simulate import simulate_hunt
@@ -170,9 +172,43 @@ def run_naive(task: Task, seed: int, k: int) -> Hunt:
     )
 
 
+def run_model(task: Task, seed: int) -> Hunt:
+    """--models: today's one-sided search, or auto (one-sided, switching to two-sided)."""
+    graph = CandidateGraph.linear(task.n)
+    search: NoisyBisection | AutoBisection
+    if task.method == "one-sided":
+        search = NoisyBisection(graph, bug_is_new=True, max_runs=task.max_runs)
+    else:
+        search = AutoBisection(graph, bug_is_new=True, max_runs=task.max_runs)
+    search.set_costs(
+        build_seconds=task.build_seconds,
+        run_seconds=task.run_seconds,
+        visit_seconds=task.visit_seconds,
+    )
+    stats = simulate_hunt(
+        search,
+        graph,
+        culprit=culprit_of(seed, task.n),
+        p=task.p1,
+        p_clean=task.p0,
+        bug_is_new=True,
+        rng=random.Random(seed + 1),
+    )
+    named = stats.status is AnswerStatus.FOUND
+    return Hunt(
+        named=named,
+        correct=stats.correct,
+        confidence=stats.confidence if named else 0.0,
+        runs=stats.calibration_runs + stats.endpoint_runs + stats.search_runs,
+        builds=stats.builds + 2,
+    )
+
+
 def run_task(task: Task) -> list[Hunt]:
     if task.method == "finbisect":
         return [run_finbisect(task, s) for s in task.seeds]
+    if task.method in ("one-sided", "auto"):
+        return [run_model(task, s) for s in task.seeds]
     if task.method == "git_bayesect":
         return [run_bayesect(task, s) for s in task.seeds]
     k = int(task.method.split(":")[1])
@@ -257,8 +293,17 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--seed", type=int, default=20261)
     parser.add_argument("--json", type=Path, help="write every row here")
+    parser.add_argument(
+        "--models",
+        action="store_true",
+        help="instead: the issue's setting (N 64, p0 0.03-0.1, p1 0.3-0.7), one-sided vs auto",
+    )
     args = parser.parse_args()
     started = time.monotonic()
+    if args.models:
+        models_study(args)
+        print(f"\n{time.monotonic() - started:.0f} s")
+        return
     print(
         f"{args.hunts} hunts per cell, budget {args.max_runs} runs, confidence "
         f"{args.confidence}; finbisect's cost model: build {args.build_seconds:g} s, "
@@ -314,6 +359,43 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))
     print(f"\n{time.monotonic() - started:.0f} s")
+
+
+def models_study(args: argparse.Namespace) -> None:
+    """Today's one-sided search against auto on hunts like the issue's ten."""
+    print("N 64, p0 uniform in 0.03-0.1, p1 in 0.3-0.7 per hunt; one-sided (today) vs auto")
+    draw = random.Random(args.seed)
+    tasks = []
+    for i in range(args.hunts):
+        p0, p1 = round(draw.uniform(0.03, 0.1), 3), round(draw.uniform(0.3, 0.7), 3)
+        for method in ("one-sided", "auto"):
+            tasks.append(
+                Task(
+                    method=method,
+                    n=64,
+                    p0=p0,
+                    p1=p1,
+                    seeds=(args.seed * 7919 + 2 * i,),
+                    max_runs=args.max_runs,
+                    confidence=args.confidence,
+                    build_seconds=args.build_seconds,
+                    run_seconds=args.run_seconds,
+                    visit_seconds=args.visit_seconds,
+                )
+            )
+    with multiprocessing.Pool(WORKERS) as pool:
+        results = pool.map(run_task, tasks, chunksize=4)
+    for method in ("one-sided", "auto"):
+        hunts = [h for t, r in zip(tasks, results, strict=True) if t.method == method for h in r]
+        right = sum(h.correct for h in hunts)
+        wrong = [h for h in hunts if h.named and not h.correct]
+        refused = sum(not h.named for h in hunts)
+        worst = max((h.confidence for h in wrong), default=0.0)
+        print(
+            f"{method:<10} right {right:>4}  no answer {refused:>4}  wrong {len(wrong):>4}"
+            f" (highest stated confidence {worst:.3f})  median runs "
+            f"{statistics.median(h.runs for h in hunts):.0f}"
+        )
 
 
 if __name__ == "__main__":
