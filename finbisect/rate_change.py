@@ -311,19 +311,32 @@ class RateChangeBisection(NoisyBisection):
         for _, one, x, fixed, sides in shortlist:
             if one <= _EPS:
                 continue
-            rate = max(
-                predict.information(sides, b) / (fixed + b * self.run_seconds) for b in batches
-            )
+            rate = _best_batch(predict, sides, batches, fixed, self.run_seconds)[0]
             if best is None or rate > best[0]:
                 best = (rate, x, sides)
         if best is None:
             return None
         _, x, sides = best
-        _, runs = max(
-            (predict.information(sides, b) / (self.visit_seconds + b * self.run_seconds), b)
-            for b in batches
-        )
+        runs = _best_batch(predict, sides, batches, self.visit_seconds, self.run_seconds)[1]
         return SearchRequest(x, runs)
+
+
+def _best_batch(
+    predict: Predictive, sides: list[float], batches: list[int], fixed: float, run: float
+) -> tuple[float, int]:
+    """(bits per second, batch) of the best batch; bits per second is unimodal in the batch
+    (concave bits over affine seconds), so the scan stops once it falls twice in a row."""
+    best = (-1.0, batches[0])
+    falls = 0
+    for b in batches:
+        rate = predict.information(sides, b) / (fixed + b * run)
+        if rate > best[0]:
+            best, falls = (rate, b), 0
+        else:
+            falls += 1
+            if falls >= 2:
+                break
+    return best
 
 
 def _triple(summary: RateSummary) -> tuple[float, float, float]:
