@@ -302,6 +302,10 @@ class Result:
     candidate_shas: tuple[str, ...] = ()  # the whole candidate range, oldest first
     posterior: tuple[float, ...] = ()  # noisy search: probability per candidate
     p: Rate | None = None  # noisy search: symptom rate at the bad side
+    p_before: Rate | None = None  # two-sided search: the rate before the culprit
+    p_after: Rate | None = None  # ... and from it on
+    notes: tuple[str, ...] = ()  # what the search decided along the way (a change of model)
+    status: str = ""  # the search's final status (found, ambiguous, rates inseparable, ...)
     slowdown: Slowdown | None = None  # timing hunts, when a culprit was named
     timing_table: str = ""  # timing hunts: a pyperf compare_to style table (Markdown)
     warnings: tuple[str, ...] = ()  # e.g. a noisy machine; shown, never fatal
@@ -314,7 +318,7 @@ class Result:
     @property
     def probabilistic(self) -> bool:
         """Does the confidence come from a model (noisy search, timings) rather than logic?"""
-        return self.p is not None or self.slowdown is not None
+        return self.p is not None or self.p_after is not None or self.slowdown is not None
 
     def padded_probabilities(self) -> list[float | None]:
         """One probability per candidate (None where the search cannot say)."""
@@ -341,6 +345,11 @@ class Result:
         }
         if self.p is not None:
             document["p"] = self.p.to_json()
+        if self.p_before is not None and self.p_after is not None:
+            document["p_before"] = self.p_before.to_json()
+            document["p_after"] = self.p_after.to_json()
+        if self.notes:
+            document["notes"] = list(self.notes)
         if self.slowdown is not None:
             document["slowdown"] = self.slowdown.to_json()
         if self.warnings:

@@ -21,7 +21,9 @@ from finbisect.models import Commit, Outcome, Slowdown, Step, TimingSummary, Ver
 from finbisect.repo.gitrepo import Hunt
 from finbisect.runs.probe import Probe, ProbeConfig
 from finbisect.runs.timing import TimingConfig, TimingProbe, compare_table, hunt_confidence
+from finbisect.search.model_choice import AutoBisection
 from finbisect.search.noisy import NoisyBisection
+from finbisect.search.rate_change import RateChangeBisection
 from finbisect.search.strategy import ClassicBisection, Search
 
 __all__ = ["Conclusion", "Judge", "Judged", "RunJudge", "TimingJudge", "make_judge"]
@@ -97,14 +99,16 @@ class RunJudge:
         o, bug_is_new = self.options, hunt.bug_is_new
         if o.runs is not None:
             return ClassicBisection(hunt.graph, runs=o.runs, bug_is_new=bug_is_new, verify=o.verify)
-        return NoisyBisection(
-            hunt.graph,
-            bug_is_new=bug_is_new,
-            confidence=o.confidence,
-            max_runs=o.max_runs,
-            max_runs_per_revision=o.max_runs_per_revision,
-            verify=o.verify,
-        )
+        if o.model == "two-sided":
+            return RateChangeBisection(
+                hunt.graph, bug_is_new=bug_is_new, confidence=o.confidence,
+                max_runs=o.max_runs, max_runs_per_revision=o.max_runs_per_revision,
+            )  # fmt: skip
+        kind = NoisyBisection if o.model == "one-sided" else AutoBisection
+        return kind(
+            hunt.graph, bug_is_new=bug_is_new, confidence=o.confidence, max_runs=o.max_runs,
+            max_runs_per_revision=o.max_runs_per_revision, verify=o.verify,
+        )  # fmt: skip
 
     def prepare(
         self, hunt: Hunt, build: Callable[[str], Path], commit: Callable[[str], Commit]

@@ -25,6 +25,7 @@ from finbisect.hunt.option_model import (
     Kind,
     Option,
     option_values,
+    parse_choice,
     parse_float,
     parse_int,
     parse_path,
@@ -142,6 +143,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _option("max_runs_per_revision", "--max-runs-per-revision", "Noisy search: runs at the "
             "bad end before concluding it never shows the symptom.", parse=parse_int(),
             default=200),
+    _option("model", "--model", "Noisy search: one-sided (a revision without the bug never "
+            "shows the symptom), two-sided (both rates unknown: a rare symptom became frequent), "
+            "or auto.", parse=parse_choice(("auto", "one-sided", "two-sided")), default="auto",
+            choices=("auto", "one-sided", "two-sided")),
     _option("parallel_runs", "--parallel-runs", "Repro processes run at once at the same "
             "revision.", parse=parse_int(), default=1, in_key=False),
     _option("threshold_percent", "--threshold", "--symptom slow: the slowdown that counts, "
@@ -179,6 +184,7 @@ class HuntOptions:
     confidence: float = 0.95
     max_runs: int = 2000
     max_runs_per_revision: int = 200
+    model: str = "auto"  # the noisy search's noise model (search/model_choice.py)
     parallel_runs: int = 1
     threshold_percent: float | None = None
     affinity: str | None = None
@@ -192,6 +198,8 @@ class HuntOptions:
             raise UsageError("--threshold and --affinity belong to timing hunts (--symptom slow)")
         if self.slow and (self.match is not None or not self.verify or self.runs is not None):
             raise UsageError("--match, --no-verify and --runs have no meaning with --symptom slow")
+        if self.model != "auto" and (self.slow or self.runs is not None):
+            raise UsageError("--model chooses the noisy search's model: not with --runs or slow")
         if self.build_cmd is not None and (
             self.flavour is not None or self.configure_flags or self.workarounds
         ):

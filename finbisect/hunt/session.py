@@ -145,6 +145,7 @@ class _HuntLoop:
         self.state = state
         self.builds = 0
         self.used_builds: set[Path] = set()  # interpreters this hunt ran
+        self._notes_said = 0
 
     @property
     def visits(self) -> list[Step]:
@@ -179,6 +180,13 @@ class _HuntLoop:
             # may well have shown no symptom.
             self.progress.end_step(self._merged(commit.sha))
             self._record(index, visit, compiled=compiled)
+            self._say_new_notes()
+
+    def _say_new_notes(self) -> None:
+        notes = self.search.notes()
+        for note in notes[self._notes_said :]:
+            self.progress.note(note)
+        self._notes_said = len(notes)
 
     def _sha_at(self, index: int) -> str:
         return self.hunt.old if index == OLD_END else self.hunt.graph.shas[index]
@@ -327,6 +335,10 @@ class _HuntLoop:
             candidate_shas=shas,
             posterior=summary.posterior,
             p=summary.p,
+            p_before=summary.p_before,
+            p_after=summary.p_after,
+            notes=self.search.notes(),
+            status=answer.status.value,
             slowdown=conclusion.slowdown,
             timing_table=conclusion.table,
             warnings=conclusion.warnings,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from finbisect import __version__
 from finbisect.hunt.compare import CompareResult
 from finbisect.links import commit_url, issue_refs
-from finbisect.models import Commit, Result, Step
+from finbisect.models import Commit, Rate, Result, Step
 from finbisect.output.terminal import posterior_chart
 from finbisect.search.stats import rate_interval
 
@@ -24,6 +24,10 @@ def _rate(symptoms: int, runs: int) -> str:
         return "—"
     low, high = rate_interval(symptoms, runs)
     return f"{symptoms / runs:.0%} ({low:.0%}–{high:.0%})"
+
+
+def _percent(rate: Rate) -> str:
+    return f"{rate.estimate:.0%} (90% interval {rate.low:.0%}–{rate.high:.0%})"
 
 
 def _commit_link(commit: Commit, linked: bool = True) -> str:
@@ -74,12 +78,17 @@ def result_markdown(result: Result, machine: Mapping[str, str]) -> str:
         f"{result.runs} runs, {result.builds} builds ({result.cached_builds} reused)"
     )
     if result.p is not None:
-        rate = result.p
         summary += (
             f"; confidence {result.confidence:.3f}; symptom rate on the bad side "
-            f"{rate.estimate:.0%} (90% interval {rate.low:.0%}–{rate.high:.0%})"
+            f"{_percent(result.p)}, assuming a revision without the bug never shows it"
+        )
+    if result.p_before is not None and result.p_after is not None:
+        summary += (
+            f"; confidence {result.confidence:.3f}; two-sided model: symptom rate "
+            f"{_percent(result.p_before)} before the culprit, {_percent(result.p_after)} from it on"
         )
     out += [summary + ".", ""]
+    out += [f"> {_escape(note)}" for note in result.notes] + ([""] if result.notes else [])
     out += _steps_table(result.steps, link)
     chart = posterior_chart(result)
     if chart:
@@ -157,7 +166,6 @@ def compare_markdown(result: CompareResult, machine: Mapping[str, str], command:
 
 def _footer() -> str:
     return (
-        f"\n<sub>finbisect {__version__}. Assumes no false positives: a revision without the "
-        "bug never shows the symptom (unrelated failures are excluded by the symptom kinds and "
-        "the match).</sub>"
+        f"\n<sub>finbisect {__version__}. Unrelated failures are excluded by the symptom "
+        "kinds and the match.</sub>"
     )

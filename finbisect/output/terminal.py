@@ -20,7 +20,7 @@ from finbisect.build.doctor import Check, Status
 from finbisect.hunt.compare import COMPARE_VERSION, CompareResult
 from finbisect.hunt.state import HuntState
 from finbisect.links import bpo_url, commit_url, gh_issue_url, issue_refs
-from finbisect.models import Commit, Result, Step, Verdict
+from finbisect.models import Commit, Rate, Result, Step, Verdict
 from finbisect.output.style import VERDICT_STYLE, clock, fancy
 from finbisect.recipes.catalog import Recipe
 
@@ -50,12 +50,22 @@ def _headline(result: Result) -> str:
     if result.culprit is not None:
         sure = f" (confidence {result.confidence:.3f})" if result.probabilistic else ""
         return f"{result.hunt.phrase} {result.culprit.sha}{sure}"
+    if result.status == "rates inseparable":
+        return (
+            "inconclusive: the symptom's rates before and after the change are too close "
+            "to tell apart within the run budget"
+        )
     if result.candidates:
         return (
             f"inconclusive: the first {result.hunt.new_verdict.value} commit is one of "
             f"{len(result.candidates)} candidates"
         )
     return "inconclusive: no answer"
+
+
+def rate_text(rate: Rate, digits: int = 2) -> str:
+    """'0.36 (90% interval 0.26–0.46)'."""
+    return f"{rate.estimate:.{digits}f} (90% interval {rate.low:.{digits}f}–{rate.high:.{digits}f})"
 
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -84,15 +94,23 @@ def posterior_chart(result: Result, width: int = 64) -> list[str]:
 
 def _noise_lines(result: Result) -> list[str]:
     lines = [f"warning: {warning}" for warning in result.warnings]
+    lines += [f"note: {note}" for note in result.notes]
     if result.slowdown is not None:
         lines.append(f"slowdown: {result.slowdown.ms:+.1f} ms ({result.slowdown.percent:+.1f}%)")
+    if result.p_before is not None and result.p_after is not None:
+        return [
+            *lines,
+            f"symptom rate before the culprit: {rate_text(result.p_before)}",
+            f"symptom rate from the culprit on: {rate_text(result.p_after)}",
+            "two-sided model: the symptom may show on both sides; the answer is where its "
+            "rate changed",
+            *posterior_chart(result),
+        ]
     if result.p is None:
         return lines
-    p = result.p
     return [
         *lines,
-        f"symptom rate at the bad side: p ≈ {p.estimate:.2f} "
-        f"(90% interval {p.low:.2f}–{p.high:.2f})",
+        f"symptom rate at the bad side: p ≈ {rate_text(result.p)}",
         "assumes no false positives: a revision without the bug never shows the symptom",
         *posterior_chart(result),
     ]

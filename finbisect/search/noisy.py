@@ -238,6 +238,11 @@ class NoisyBisection:
         )
         return pending + max(1, math.ceil(2 * entropy))
 
+    @property
+    def runs_recorded(self) -> int:
+        """Runs recorded so far, of the `max_runs` budget (for progress)."""
+        return self._runs
+
     # -- reporting -------------------------------------------------------------------
     def posterior(self) -> list[float]:
         """Posterior probability of each candidate being the culprit."""
@@ -248,6 +253,9 @@ class NoisyBisection:
             for c in bits(cell.mask):
                 out[c] = each
         return out
+
+    def notes(self) -> tuple[str, ...]:
+        return ()
 
     def summary(self) -> SearchSummary:
         mean, low, high = self.p_estimate()

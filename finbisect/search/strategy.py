@@ -106,6 +106,7 @@ class AnswerStatus(enum.Enum):
     OLD_END_SHOWS_BUG_SIDE = "old end wrong"  # verification failed at the old end
     NEW_END_SHOWS_CLEAN_SIDE = "new end wrong"  # verification failed at the new end
     BUDGET_SPENT = "budget spent"
+    RATES_INSEPARABLE = "rates inseparable"  # two-sided: the rates are too close to tell apart
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class SearchSummary:
 
     posterior: tuple[float, ...] = ()  # probability per candidate (probabilistic searches)
     p: Rate | None = None  # the symptom rate per run at the bug side (one-sided noisy search)
+    p_before: Rate | None = None  # two-sided search: the rate before the culprit
+    p_after: Rate | None = None  # ... and from it on
 
 
 class Search(Protocol):
@@ -155,6 +158,9 @@ class Search(Protocol):
 
     def summary(self) -> SearchSummary:
         """Posterior and rates for the reports (empty for git bisect's search)."""
+
+    def notes(self) -> tuple[str, ...]:
+        """What the search decided along the way, for people (a change of model)."""
 
 
 class ClassicBisection:
@@ -240,6 +246,9 @@ class ClassicBisection:
 
     def summary(self) -> SearchSummary:
         return SearchSummary()
+
+    def notes(self) -> tuple[str, ...]:
+        return ()
 
     # -- internals ---------------------------------------------------------
     def _mark(self, index: int, *, is_new: bool) -> None:

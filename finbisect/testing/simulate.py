@@ -1,8 +1,9 @@
-"""Simulated hunts for any Search: one-sided flaky repro, no builds. Pure but for `random`.
+"""Simulated hunts for any Search: flaky repro, no builds. Pure but for `random`.
 
-Used by the unit tests (correctness and calibration of the noisy search) and
-by benchmarks/flaky_search.py. A revision on the bug side shows the symptom
-with probability p per run, one on the clean side never does; revisions in
+Used by the unit tests (correctness and calibration of the noisy searches) and
+by benchmarks/flaky_search.py and rate_change.py. A revision on the bug side
+shows the symptom with probability p per run, one on the clean side with
+`p_clean` (default 0: one-sided noise, no random draws there); revisions in
 `unbuildable` are reported as skips.
 """
 
@@ -47,6 +48,7 @@ def simulate_hunt(
     rng: random.Random,
     unbuildable: frozenset[int] = frozenset(),
     max_visits: int = 100_000,
+    p_clean: float = 0.0,
 ) -> HuntStats:
     """Drive `search` to its answer against a simulated repro."""
     bug_end = graph.new_end if bug_is_new else OLD_END
@@ -64,6 +66,8 @@ def simulate_hunt(
         symptoms = 0
         if new == bug_is_new:
             symptoms = sum(rng.random() < p for _ in range(request.runs))
+        elif p_clean > 0.0:
+            symptoms = sum(rng.random() < p_clean for _ in range(request.runs))
         phase = (
             "calibration" if index == bug_end else "endpoint" if index == clean_end else "search"
         )
@@ -116,6 +120,7 @@ def simulate_many(
     hunts: int,
     seed: int,
     bug_is_new: bool = True,
+    p_clean: float = 0.0,
 ) -> Summary:
     """`hunts` hunts on a linear history of n candidates, culprits drawn uniformly."""
     rng = random.Random(seed)  # noqa: S311 (simulation)
@@ -128,6 +133,7 @@ def simulate_many(
             p=p,
             bug_is_new=bug_is_new,
             rng=rng,
+            p_clean=p_clean,
         )
         for _ in range(hunts)
     ]

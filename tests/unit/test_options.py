@@ -32,6 +32,7 @@ CRASH_HUNT = {
     "max_runs": "500",
     "max_runs_per_revision": "50",
     "parallel_runs": "2",
+    "model": "two-sided",
     "first_parent": True,
     "verify": False,
     "ccache": False,

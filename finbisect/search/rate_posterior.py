@@ -1,0 +1,310 @@
+"""The rate-change posterior: both symptom rates unknown, integrated out exactly. Pure.
+
+Model: given the culprit c, each run at a revision on the bug side shows the
+symptom with probability p_bug, each run on the clean side with p_clean, and
+p_clean < p_bug (the bug side is where the symptom is more frequent). Priors:
+p_clean ~ Beta(a0, b0), p_bug ~ Beta(a1, b1), independent but for the order
+constraint. With S1/F1 the symptom/clean runs on c's bug side and S0/F0 those
+on its clean side, integrating both rates out is exact:
+
+    P(c | runs) ∝ B(a1 + S1, b1 + F1) · B(a0 + S0, b0 + F0) · P(X0 < X1)
+
+with X0 ~ Beta(a0 + S0, b0 + F0) and X1 ~ Beta(a1 + S1, b1 + F1) independent
+(the constraint keeps the part of the (p_clean, p_bug) square above the
+diagonal). `log_prob_less` gives P(X0 < X1) in closed form, a finite sum
+(Cook's / Miller's) whose length is the smallest of the four Beta parameters
+it can be written over (usually the clean side's symptoms + 1); the prior
+parameters must be whole numbers for that. No grid and no plug-in rates.
+
+Candidates on the same side of every tested revision share (S0, F0, S1, F1),
+so the posterior is kept in posterior.py's cells; unlike the one-sided model,
+a symptom on a candidate's clean side lowers its weight instead of ruling it
+out, so cells are only ever split, never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from finbisect.search.posterior import Cell, CellPosterior, Snapshot
+from finbisect.search.stats import beta_quantile, binary_entropy, log_beta
+from finbisect.search.strategy import CandidateGraph
+
+__all__ = [
+    "RatePosterior",
+    "RatePrior",
+    "RateSummary",
+    "asymmetric_channel_capacity",
+    "best_bug_mass",
+    "channel_information",
+    "log_prob_less",
+]
+
+_LOG_RESCALE = 575.0  # rescale partial sums past e^575 (floats overflow near e^709)
+_ROBUST_TAIL = 0.1  # robust_mass: each rate at this quantile on the pessimistic side
+_GRID = 2000  # rate_summary's quadrature points on [0, 1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatePrior:
+    """Beta priors on the clean-side and bug-side rates (whole-number parameters)."""
+
+    clean: tuple[int, int] = (1, 1)
+    bug: tuple[int, int] = (1, 1)
+
+    def __post_init__(self) -> None:
+        if min(*self.clean, *self.bug) < 1:
+            raise ValueError("Beta prior parameters must be whole numbers >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateSummary:
+    """A rate's posterior mean and 90% interval (5% and 95% quantiles)."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+# -- closed forms ----------------------------------------------------------------------
+def _log_sum(a0: float, b0: float, a1: float, b1: float) -> float:
+    """log P(X1 > X0) = log Σ_{i<a1} B(a0+i, b0+b1) / ((b1+i) B(1+i, b1) B(a0, b0)).
+
+    a1 must be a whole number; the terms follow t_{i+1} = t_i (a0+i)(b1+i) / ((i+1)(a0+b0+b1+i)).
+    """
+    scale = log_beta(a0, b0 + b1) - log_beta(a0, b0)
+    total, term, n = 0.0, 1.0, round(a1)
+    for i in range(n):
+        total += term
+        ratio = (a0 + i) * (b1 + i) / ((i + 1) * (a0 + b0 + b1 + i))
+        term *= ratio
+        # Once the ratio is below 1 it stays there: the n - i - 1 terms left are each smaller.
+        if ratio < 1.0 and (n - i) * term < 1e-17 * total:
+            break
+        if total > math.exp(_LOG_RESCALE):
+            total, term = total * math.exp(-_LOG_RESCALE), term * math.exp(-_LOG_RESCALE)
+            scale += _LOG_RESCALE
+    return scale + math.log(total)
+
+
+def log_prob_less(a0: float, b0: float, a1: float, b1: float) -> float:
+    """log P(X0 < X1) for independent X0 ~ Beta(a0, b0), X1 ~ Beta(a1, b1), whole parameters.
+
+    Four equivalent sums (over a1, b0, or 1 minus one over a0, b1): the
+    complement is used when it is shorter and does not cancel.
+    """
+    direct = min(a1, b0)
+    if min(a0, b1) < direct:
+        # log P(X0 > X1), summed over a0 terms or (on 1 - X) over b1 terms.
+        rest = _log_sum(a1, b1, a0, b0) if a0 <= b1 else _log_sum(b0, a0, b1, a1)
+        if rest < -1e-4:  # P(X0 < X1) > 1e-4: 1 - P(X0 > X1) keeps its precision (lgamma: ~1e-12)
+            return math.log(-math.expm1(rest))
+    if a1 <= b0:
+        return _log_sum(a0, b0, a1, b1)
+    return _log_sum(b1, a1, b0, a0)
+
+
+def channel_information(m: float, p0: float, p1: float) -> float:
+    """Bits per run about the side of a revision that is on the bug side with probability m."""
+    return (
+        binary_entropy(m * p1 + (1.0 - m) * p0)
+        - m * binary_entropy(p1)
+        - (1.0 - m) * binary_entropy(p0)
+    )
+
+
+def _golden_max(
+    f: Callable[[float], float], lo: float = 0.0, hi: float = 1.0
+) -> tuple[float, float]:
+    """(argmax, max) of a unimodal function on [lo, hi] by golden-section search."""
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
+    f1, f2 = f(x1), f(x2)
+    for _ in range(60):
+        if f1 < f2:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + g * (hi - lo)
+            f2 = f(x2)
+        else:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - g * (hi - lo)
+            f1 = f(x1)
+    return (x1, f1) if f1 >= f2 else (x2, f2)
+
+
+def asymmetric_channel_capacity(p0: float, p1: float) -> float:
+    """Capacity in bits per run of the binary channel: input clean → symptom with p0, bug → p1.
+
+    Mutual information is concave in the input distribution, so a golden-section
+    search over P(bug side) finds the maximum. p0 = 0 is the Z-channel.
+    """
+    return _golden_max(lambda m: channel_information(m, p0, p1))[1]
+
+
+def best_bug_mass(p0: float, p1: float) -> float:
+    """The capacity-achieving P(bug side): where a single run tells most."""
+    return _golden_max(lambda m: channel_information(m, p0, p1))[0]
+
+
+# -- the posterior ---------------------------------------------------------------------
+class RatePosterior(CellPosterior):
+    """P(culprit | runs) with both rates integrated out, kept as cells (see module doc).
+
+    Cells carry the bug-side counts (S1, F1); the clean side's are the totals
+    minus those. Inherits the cell bookkeeping queries (bug_mass, top) from
+    CellPosterior.
+    """
+
+    def __init__(
+        self, graph: CandidateGraph, *, bug_is_new: bool, prior: RatePrior | None = None
+    ) -> None:
+        super().__init__(graph, bug_is_new=bug_is_new)
+        self.prior = prior or RatePrior()
+        self.symptoms = 0  # all runs recorded, both sides
+        self.clean = 0
+
+    def observe(self, index: int, symptoms: int, clean: int, *, first: bool) -> None:
+        bug = self.bug_mask(index)
+        if first:
+            cells = []
+            for cell in self._cells:
+                inside = cell.mask & bug
+                if inside and inside != cell.mask:
+                    cells.append(Cell(inside, cell.symptoms, cell.clean))
+                    cells.append(Cell(cell.mask & ~bug, cell.symptoms, cell.clean))
+                else:
+                    cells.append(cell)
+            self._cells = cells
+        for cell in self._cells:
+            if cell.mask & bug:
+                cell.symptoms += symptoms
+                cell.clean += clean
+        self.symptoms += symptoms
+        self.clean += clean
+        self._snapshot = None
+
+    def params(self, cell: Cell) -> tuple[int, int, int, int]:
+        """(a0, b0, a1, b1): the clean-side and bug-side Beta posteriors, before the constraint."""
+        (a0, b0), (a1, b1) = self.prior.clean, self.prior.bug
+        return (
+            a0 + self.symptoms - cell.symptoms,
+            b0 + self.clean - cell.clean,
+            a1 + cell.symptoms,
+            b1 + cell.clean,
+        )
+
+    def log_weight(self, cell: Cell) -> float:
+        """log of one member's unnormalised posterior weight."""
+        a0, b0, a1, b1 = self.params(cell)
+        return log_beta(a0, b0) + log_beta(a1, b1) + log_prob_less(a0, b0, a1, b1)
+
+    def log_evidence(self) -> float:
+        """log P(runs | two-sided model), for comparing models."""
+        (a0, b0), (a1, b1) = self.prior.clean, self.prior.bug
+        norm = log_beta(a0, b0) + log_beta(a1, b1) + log_prob_less(a0, b0, a1, b1)
+        logs = [math.log(c.size) + self.log_weight(c) for c in self._cells]
+        top = max(logs)
+        total = sum(math.exp(w - top) for w in logs)
+        return top + math.log(total) - math.log(len(self.graph)) - norm
+
+    def snapshot(self) -> Snapshot:
+        if self._snapshot is None:
+            cells = sorted(self._cells, key=lambda c: c.lo)
+            logs = [math.log(c.size) + self.log_weight(c) for c in cells]
+            top = max(logs)
+            weights = [math.exp(w - top) for w in logs]
+            total = sum(weights)
+            probs = tuple(w / total for w in weights)
+            cum, run = [], 0.0
+            for w in probs:
+                cum.append(run)
+                run += w
+            self._snapshot = Snapshot(tuple(cells), probs, tuple(cum), tuple(c.lo for c in cells))
+        return self._snapshot
+
+    def robust_mass(self, post: Snapshot, best: int) -> float:
+        """Cell `best`'s candidate's mass with the rates fixed closer together than likely.
+
+        p_clean at its 90% quantile and p_bug at its 10% quantile under that
+        candidate: evidence weighed at rates this close counts for less, so a
+        candidate that still holds the mass is not held up by a lucky rate
+        estimate. 0 when those quantiles cross.
+        """
+        a0, b0, a1, b1 = self.params(post.cells[best])
+        p0 = beta_quantile(1.0 - _ROBUST_TAIL, a0, b0)
+        p1 = beta_quantile(_ROBUST_TAIL, a1, b1)
+        if p0 >= p1:
+            return 0.0
+        l0, m0, l1, m1 = math.log(p0), math.log1p(-p0), math.log(p1), math.log1p(-p1)
+        logs = []
+        for c in post.cells:
+            s1, f1 = c.symptoms, c.clean
+            s0, f0 = self.symptoms - s1, self.clean - f1
+            logs.append(math.log(c.size) + s1 * l1 + f1 * m1 + s0 * l0 + f0 * m0)
+        top = max(logs)
+        weights = [math.exp(w - top) for w in logs]
+        return weights[best] / post.cells[best].size / sum(weights)
+
+    def rate_summary(self, *, min_mass: float = 1e-6) -> tuple[RateSummary, RateSummary]:
+        """(clean side, bug side): posterior means and 90% intervals, c and the other rate out.
+
+        Quadrature on a fine grid of each cell's constrained marginal: the
+        density of p_bug is Beta(a1, b1)(x)·P(X0 < x), of p_clean
+        Beta(a0, b0)(x)·P(X1 > x), both CDFs by cumulative sums. For reports.
+        """
+        post = self.snapshot()
+        xs = [(i + 0.5) / _GRID for i in range(_GRID)]
+        logx = [math.log(x) for x in xs]
+        log1x = [math.log1p(-x) for x in xs]
+        clean_pdf = [0.0] * _GRID
+        bug_pdf = [0.0] * _GRID
+        for cell, w in zip(post.cells, post.probs, strict=True):
+            if w < min_mass:
+                continue
+            a0, b0, a1, b1 = self.params(cell)
+            d0 = _density(a0, b0, logx, log1x)
+            d1 = _density(a1, b1, logx, log1x)
+            below0 = _cumulative(d0)  # P(X0 < x)
+            above1 = [1.0 - c for c in _cumulative(d1)]  # P(X1 > x)
+            joint0 = [d * a for d, a in zip(d0, above1, strict=True)]
+            joint1 = [d * b for d, b in zip(d1, below0, strict=True)]
+            z0, z1 = sum(joint0), sum(joint1)
+            for i in range(_GRID):
+                clean_pdf[i] += w * joint0[i] / z0
+                bug_pdf[i] += w * joint1[i] / z1
+        return _summarise(xs, clean_pdf), _summarise(xs, bug_pdf)
+
+
+def _density(a: float, b: float, logx: list[float], log1x: list[float]) -> list[float]:
+    """Beta(a, b) density at the grid points, normalised to sum to 1 (midpoint rule)."""
+    logs = [(a - 1.0) * lx + (b - 1.0) * l1 for lx, l1 in zip(logx, log1x, strict=True)]
+    top = max(logs)
+    out = [math.exp(v - top) for v in logs]
+    total = sum(out)
+    return [v / total for v in out]
+
+
+def _cumulative(pdf: Iterable[float]) -> list[float]:
+    """Mass below each grid point (half of its own cell counted)."""
+    out, run = [], 0.0
+    for v in pdf:
+        out.append(run + v / 2.0)
+        run += v
+    return out
+
+
+def _summarise(xs: list[float], pdf: list[float]) -> RateSummary:
+    total = sum(pdf)
+    mean = sum(x * v for x, v in zip(xs, pdf, strict=True)) / total
+    low = high = xs[-1]
+    run, found_low = 0.0, False
+    for x, v in zip(xs, pdf, strict=True):
+        run += v / total
+        if not found_low and run >= 0.05:
+            low, found_low = x, True
+        if run >= 0.95:
+            high = x
+            break
+    return RateSummary(estimate=mean, low=low, high=high)
