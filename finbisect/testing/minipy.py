@@ -31,9 +31,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-import git
-
 from finbisect.errors import GitError
+from finbisect.runs import proc
 
 __all__ = [
     "AUTHORS",
@@ -67,6 +66,7 @@ _COMMITTER = ("Minipy Release Bot", "bot@minipy.example.org")
 _DEFAULT_AUTHOR = "Minipy Developer <dev@minipy.example.org>"
 _AUTHOR_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
 _DEFINE_RE = re.compile(r"^#define (?P<name>[A-Z_]+) (?P<value>-?\d+)$", re.MULTILINE)
+_GIT_TIMEOUT = 60.0  # seconds per git command: they take milliseconds on these tiny trees
 _NEWS = "Misc/NEWS"
 NOTES = "Doc/notes.txt"
 
@@ -146,21 +146,18 @@ class HistoryBuilder:
             raise ValueError(f"{self.path} exists and is not empty")
         self.path.mkdir(parents=True, exist_ok=True)
         self._count = 0
-        try:
-            # No template: the user's init.templateDir (hooks) stays out of it.
-            git.Git(self.path).execute(
-                ["git", "init", "--quiet", "--initial-branch=main", "--template="]
-            )
-            self._repo = git.Repo(self.path)
-        except git.GitCommandError as exc:
-            raise GitError(f"cannot create a git repository in {self.path}: {exc}") from exc
-        # Hermetic: no user/system config (signing, hooks, autocrlf) can change the hashes.
-        self._repo.git.update_environment(
+        # Hermetic: no user/system config (signing, hooks, autocrlf) can change the
+        # hashes, and no GIT_DIR or GIT_INDEX_FILE from the caller can redirect git.
+        self._env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        self._env.update(
             GIT_CONFIG_GLOBAL=os.devnull,
             GIT_CONFIG_NOSYSTEM="1",
+            GIT_TERMINAL_PROMPT="0",
             GIT_COMMITTER_NAME=_COMMITTER[0],
             GIT_COMMITTER_EMAIL=_COMMITTER[1],
         )
+        # No template: the user's init.templateDir (hooks) stays out of it.
+        self._git("init", "--quiet", "--initial-branch=main", "--template=")
         for name, text in _STATIC_FILES.items():
             self._write(name, text)
         self._knobs = dict(DEFAULT_KNOBS)
@@ -257,7 +254,7 @@ class HistoryBuilder:
         name, email = _identity(author or _DEFAULT_AUTHOR)
         date = f"{_EPOCH + 3600 * self._count} +0000"
         self._count += 1
-        self._repo.git.update_environment(
+        self._env.update(
             GIT_AUTHOR_NAME=name,
             GIT_AUTHOR_EMAIL=email,
             GIT_AUTHOR_DATE=date,
@@ -278,11 +275,13 @@ class HistoryBuilder:
         target.write_text(text, encoding="utf-8")
 
     def _git(self, *args: str) -> str:
-        try:
-            out: str = self._repo.git.execute(["git", *args])
-        except git.GitCommandError as exc:
-            raise GitError(f"git {' '.join(args)} failed in {self.path}: {exc}") from exc
-        return out.strip()
+        result = proc.capture(["git", *args], cwd=self.path, timeout=_GIT_TIMEOUT, env=self._env)
+        if not result.ok:
+            reason = result.last_error_line or f"exit status {result.returncode}"
+            if result.timed_out:
+                reason = f"timed out after {_GIT_TIMEOUT:g} s"
+            raise GitError(f"git {' '.join(args)} failed in {self.path}: {reason}")
+        return result.stdout.strip()
 
 
 @dataclass(frozen=True, kw_only=True)
