@@ -1,7 +1,15 @@
-"""Shared helpers: run the CLI in-process and read what a user would see."""
+"""Shared helpers: run the CLI in-process and read what a user would see.
+
+An autouse fixture holds for every test:
+
+- `_minipy_random_state`: the minipy programs a test runs draw their
+  randomness from a counter that starts at a hash of the test's node id, so
+  every `pytest` run gives each test the same random stream.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from finbisect.cli.app import cli
+from finbisect.testing.minipy import RANDOM_STATE_ENV, write_random_state
 
 REPRO = "import threading\nthreading.Thread(target=lambda: None, daemon=True).start()\n"
 GIL_MATCH = r"pthread_mutex_destroy\(gil_mutex\) failed"
@@ -60,3 +69,19 @@ def hunt(repro: Path, cache: Path, tmp_path: Path) -> Hunt:
         )  # fmt: skip
 
     return run
+
+
+# --- the same minipy randomness on every run --------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _minipy_random_state(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MINIPY_RANDOM_STATE for this test: a counter starting at a hash of its node id."""
+    path = tmp_path_factory.mktemp("minipy-random") / "state"
+    digest = hashlib.sha256(request.node.nodeid.encode()).digest()
+    write_random_state(path, int.from_bytes(digest[:8], "big"))
+    monkeypatch.setenv(RANDOM_STATE_ENV, str(path))
