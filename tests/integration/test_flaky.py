@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from finbisect.testing.minipy import linear_history
+from finbisect.testing.minipy import TRACE_ENV, linear_history, max_concurrent_runs, read_trace
 from tests.conftest import GIL_MATCH, Hunt
 
 
@@ -83,13 +83,25 @@ def test_bad_end_that_never_shows_the_symptom(tmp_path: Path, hunt: Hunt) -> Non
     assert "25 of 25 runs ok" in result.stderr
 
 
-def test_parallel_runs(tmp_path: Path, hunt: Hunt) -> None:
-    history = linear_history(tmp_path / "repo", commits=30, culprit=11, crash_percent=50)
+def test_parallel_runs(tmp_path: Path, hunt: Hunt, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every minipy run records its start and the start of its exit in the trace; a
+    # 20 ms exit delay keeps each run under way long enough for parallel ones to meet.
+    trace = tmp_path / "trace"
+    monkeypatch.setenv(TRACE_ENV, str(trace))
+    history = linear_history(
+        tmp_path / "repo", commits=30, culprit=11, crash_percent=50, slow_ms=20
+    )
     result = hunt(
         history.path, history.good, history.bad, "--parallel-runs", "4", "--confidence", "0.999"
     )
     assert result.exit_code == 0, result.stderr
-    assert _json(tmp_path)["culprit"]["sha"] == history.culprit
+    data = _json(tmp_path)
+    assert data["culprit"]["sha"] == history.culprit
+    events = read_trace(trace)
+    assert len([e for e in events if e.event == "start"]) == data["runs"]
+    # Sequential runs never overlap (each ends before the next starts): this fails
+    # if --parallel-runs is ignored.
+    assert max_concurrent_runs(events) >= 2
 
 
 def test_always_crashing_repro_costs_about_as_many_builds_as_classic(
