@@ -259,33 +259,38 @@ def capture(
     returncode 127 with the reason in stderr.
     """
     start = time.monotonic()
-    try:
-        child = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as exc:  # not found, not executable, no such cwd: the child never ran
-        return CaptureResult(
-            argv=tuple(argv),
-            returncode=127,
-            signal=None,
-            timed_out=False,
-            duration=0.0,
-            stdout="",
-            stderr=f"cannot run {argv[0]}: {exc.strerror}\n",
-        )
-    data = input.encode() if isinstance(input, str) else input
-    try:
-        stdout, stderr, timed_out = _capture_output(child, data, start + timeout, grace, cancel)
-    except BaseException:  # Ctrl-C or anything else: leave nothing running
-        kill_group(child, grace=grace)
-        _drain(child, grace)
-        raise
+    # Ctrl-C and SIGTERM are held back for the whole call and acted on where it is safe
+    # (see _DeferredInterrupts); leaving the block raises them, the group already dead.
+    with _DeferredInterrupts() as interrupts:
+        try:
+            child = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:  # not found, not executable, no such cwd: it never ran
+            return CaptureResult(
+                argv=tuple(argv),
+                returncode=127,
+                signal=None,
+                timed_out=False,
+                duration=0.0,
+                stdout="",
+                stderr=f"cannot run {argv[0]}: {exc.strerror}\n",
+            )
+        data = input.encode() if isinstance(input, str) else input
+        try:
+            stdout, stderr, timed_out = _capture_output(
+                child, data, start + timeout, grace, interrupts=interrupts, cancel=cancel
+            )
+        except BaseException:  # Ctrl-C or anything else: leave nothing running
+            kill_group(child, grace=grace)
+            _drain(child, grace)
+            raise
     code = child.returncode
     return CaptureResult(
         argv=tuple(argv),
@@ -303,13 +308,16 @@ def _capture_output(
     data: bytes | None,
     deadline: float,
     grace: float,
+    *,
+    interrupts: _DeferredInterrupts,
     cancel: threading.Event | None,
 ) -> tuple[bytes, bytes, bool]:
     """(stdout, stderr, timed out) of `child`, its group killed afterwards in every case.
 
     Popen.communicate keeps what it read across timeouts, so it is called in
-    short slices: between them, `cancel` is checked, and so is a leader that
-    has exited while its pipes stay open (a lingering descendant).
+    short slices: between them, a held-back Ctrl-C or `cancel` is acted on
+    (KeyboardInterrupt), and a leader that has exited while its pipes stay open (a lingering
+    descendant) is noticed.
     """
     leader_gone_at: float | None = None
     timed_out = False
@@ -318,7 +326,7 @@ def _capture_output(
         if now >= deadline:
             timed_out = child.poll() is None
             break
-        if cancel is not None and cancel.is_set():
+        if interrupts.pending or (cancel is not None and cancel.is_set()):
             raise KeyboardInterrupt
         if child.poll() is not None:
             leader_gone_at = leader_gone_at or now
@@ -352,3 +360,62 @@ def _drain(child: subprocess.Popen[bytes], grace: float) -> tuple[bytes, bytes]:
             with contextlib.suppress(OSError):
                 stream.close()
     return out or b"", err or b""
+
+
+class _DeferredInterrupts:
+    """Hold back SIGINT and SIGTERM from creation until `deliver()`; `pending` says if any came.
+
+    Python raises KeyboardInterrupt at whatever bytecode the main thread is at,
+    and two such places in the standard library lose a child:
+
+    - in `subprocess.Popen()`, after the fork, while it waits for the exec: the
+      child runs on with nobody holding its Popen to kill it (with a hanging
+      repro, a hung interpreter group that outlives the hunt);
+    - in `Popen.wait()`/`poll()` between taking the Popen's internal waitpid lock
+      and the `try` that releases it: every later wait() blocks forever (so
+      `kill_group` hangs and the hunt never exits).
+
+    Holding the handlers back, and polling `pending` where it is safe to act,
+    closes both. Only Python-level handlers are held, and only in the main
+    thread (the only one Python runs them in); the signal mask is untouched, so
+    children inherit nothing unusual. `deliver()` puts the handlers back and
+    raises each held-back signal once, so the usual handler (KeyboardInterrupt)
+    runs there; as a context manager, on leaving the block.
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._pending: list[int] = []
+        self._saved: dict[int, signal._HANDLER] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            for sig in self._SIGNALS:
+                if callable(signal.getsignal(sig)):
+                    self._saved[sig] = signal.signal(sig, self._hold)
+        except BaseException:  # a signal not yet held came meanwhile: undo, let it out
+            self.deliver()
+            raise
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self._pending.append(signum)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def __enter__(self) -> _DeferredInterrupts:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.deliver()
+
+    def deliver(self) -> None:
+        """Put the handlers back, then raise each held-back signal (once) to ourselves."""
+        saved, self._saved = self._saved, {}
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        pending, self._pending = list(dict.fromkeys(self._pending)), []
+        for sig in pending:
+            signal.raise_signal(sig)  # the handler runs now: KeyboardInterrupt, usually

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import _thread
+import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,3 +212,45 @@ def test_ctrl_c_kills_the_group(tmp_path: Path) -> None:
         )
     interrupter.join()
     assert not [pid for pid in _pids(pids_file, 3) if _alive(pid)]
+
+
+def test_ctrl_c_as_popen_returns_is_raised_once_the_child_can_be_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after the fork, before Popen returns: without care the child runs on."""
+    pids_file = tmp_path / "pids"
+    script = tmp_path / "forker.py"
+    script.write_text(FORKER)
+    real_popen = subprocess.Popen
+
+    def interrupted_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        child = real_popen(*args, **kwargs)
+        _pids(pids_file, 3)  # all three running
+        signal.raise_signal(signal.SIGINT)  # what Ctrl-C does, before Popen has returned
+        return child
+
+    monkeypatch.setattr(subprocess, "Popen", interrupted_popen)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        proc.capture(
+            [sys.executable, str(script), str(pids_file)], cwd=tmp_path, timeout=600, grace=0.5
+        )
+    assert not [pid for pid in _pids(pids_file, 3) if _alive(pid)]
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_signal_handlers_are_left_as_they_were(tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert proc.capture(["true"], cwd=tmp_path, timeout=30).ok
+    assert proc.capture([str(tmp_path / "nope")], cwd=tmp_path, timeout=30).returncode == 127
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_from_another_thread_nothing_is_held_back(tmp_path: Path) -> None:
+    results: list[proc.CaptureResult] = []
+    worker = threading.Thread(
+        target=lambda: results.append(proc.capture(["echo", "hi"], cwd=tmp_path, timeout=30))
+    )
+    worker.start()
+    worker.join()
+    assert results[0].stdout == "hi\n"
