@@ -172,7 +172,7 @@ def test_hang_symptom_keeps_three_processes_until_the_group_is_killed(
         os.killpg(child.pid, signal.SIGKILL)
         child.communicate(timeout=10)
 
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while _group_members(child.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _group_members(child.pid) == set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,12 +227,28 @@ def test_git_dir_in_the_environment_cannot_redirect_a_checkout(
 def test_a_killed_clone_leaves_no_half_clone(
     tmp_path: Path, history: GeneratedHistory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A clone that has written part of its repository, then stops making progress.
+    real_git = shutil.which("git")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = clone ]; then\n'
+        '    for last in "$@"; do :; done\n'
+        '    mkdir -p "$last/.git/objects"; exec sleep 1000\n'
+        "fi\n"
+        f'exec {real_git} "$@"\n'
+    )
+    (fake / "git").chmod(0o755)
     user = UserRepo(history.path)
-    monkeypatch.setattr(gitrepo, "FETCH_TIMEOUT", 0.0)
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{path}")
+    monkeypatch.setattr(gitrepo, "FETCH_TIMEOUT", 1.0)
     with locked_workspace(tmp_path / "cache", user) as ws:
-        with pytest.raises(GitError, match="cannot refresh finbisect's clone"):
+        with pytest.raises(GitError, match="cannot refresh finbisect's clone: git clone took"):
             ws.refresh([history.bad])
         assert not ws.clone_dir.exists()
-        monkeypatch.setattr(gitrepo, "FETCH_TIMEOUT", 600.0)
-        ws.refresh([history.bad])
+        monkeypatch.setenv("PATH", path)
+        ws.refresh([history.bad])  # the half-made clone is removed and made again
         assert ws.commit(history.bad).sha == history.bad
+        assert not ws.clone_dir.with_name("clone.partial").exists()

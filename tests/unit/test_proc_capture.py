@@ -91,7 +91,7 @@ def test_timeout_kills_children_and_grandchildren(tmp_path: Path) -> None:
     script = tmp_path / "forker.py"
     script.write_text(FORKER)
     result = proc.capture(
-        [sys.executable, str(script), str(pids_file)], cwd=tmp_path, timeout=1.5, grace=0.5
+        [sys.executable, str(script), str(pids_file)], cwd=tmp_path, timeout=1.5, grace=5
     )
     assert result.timed_out
     assert result.returncode is None
@@ -112,7 +112,7 @@ def test_a_descendant_holding_the_pipes_does_not_hold_the_caller(tmp_path: Path)
     )
     pid_file = tmp_path / "pid"
     result = proc.capture(
-        [sys.executable, "-c", code, str(pid_file)], cwd=tmp_path, timeout=60, grace=0.5
+        [sys.executable, "-c", code, str(pid_file)], cwd=tmp_path, timeout=60, grace=2
     )
     assert result.returncode == 0
     assert not result.timed_out
@@ -132,7 +132,7 @@ def test_lingering_children_are_killed_after_a_normal_exit(tmp_path: Path) -> No
     )
     pid_file = tmp_path / "pid"
     result = proc.capture(
-        [sys.executable, "-c", code, str(pid_file)], cwd=tmp_path, timeout=60, grace=0.5
+        [sys.executable, "-c", code, str(pid_file)], cwd=tmp_path, timeout=60, grace=5
     )
     assert result.returncode == 0
     assert not _alive(int(pid_file.read_text()))
@@ -187,7 +187,7 @@ def test_cancel_kills_the_group_and_raises_keyboard_interrupt(tmp_path: Path) ->
             [sys.executable, str(script), str(pids_file)],
             cwd=tmp_path,
             timeout=600,
-            grace=0.5,
+            grace=5,
             cancel=cancel,
         )
     setter.join()
@@ -208,7 +208,7 @@ def test_ctrl_c_kills_the_group(tmp_path: Path) -> None:
     interrupter.start()
     with pytest.raises(KeyboardInterrupt):
         proc.capture(
-            [sys.executable, str(script), str(pids_file)], cwd=tmp_path, timeout=600, grace=0.5
+            [sys.executable, str(script), str(pids_file)], cwd=tmp_path, timeout=600, grace=5
         )
     interrupter.join()
     assert not [pid for pid in _pids(pids_file, 3) if _alive(pid)]
@@ -233,7 +233,7 @@ def test_ctrl_c_as_popen_returns_is_raised_once_the_child_can_be_killed(
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         proc.capture(
-            [sys.executable, str(script), str(pids_file)], cwd=tmp_path, timeout=600, grace=0.5
+            [sys.executable, str(script), str(pids_file)], cwd=tmp_path, timeout=600, grace=5
         )
     assert not [pid for pid in _pids(pids_file, 3) if _alive(pid)]
     assert signal.getsignal(signal.SIGINT) is handler

@@ -49,7 +49,7 @@ def test_run_kills_a_child_whose_popen_was_interrupted(
             cwd=tmp_path,
             timeout=600,
             log_path=tmp_path / "log",
-            grace=0.5,
+            grace=5,
         )
     alive = [pid for pid in _pids(pids_file, 3) if _alive(pid)]
     for pid in alive:  # this test's own clean-up, so that only the assertion fails
