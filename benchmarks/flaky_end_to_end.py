@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from finbisect.testing.minipy import linear_history
+from finbisect.testing.histories import linear_history
 
 REPRO = "import threading\nthreading.Thread(target=lambda: None, daemon=True).start()\n"
 MATCH = r"pthread_mutex_destroy\(gil_mutex\) failed"

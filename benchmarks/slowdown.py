@@ -30,7 +30,7 @@ from finbisect.models import HuntKind, Verdict
 from finbisect.repo.gitrepo import UserRepo, locked_workspace
 from finbisect.runs.timing import TimingConfig, TimingProbe
 from finbisect.search.strategy import AnswerStatus, ClassicBisection
-from finbisect.testing.minipy import linear_history
+from finbisect.testing.histories import linear_history
 
 REPRO = "import threading\nthreading.Thread(target=lambda: None, daemon=True).start()\n"
 

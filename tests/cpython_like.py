@@ -16,7 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from finbisect.testing.minipy import GeneratedHistory, HistoryBuilder
+from finbisect.testing.histories import GeneratedHistory
+from finbisect.testing.minipy import HistoryBuilder
 
 CONFIGURE = """#!/bin/sh
 # A stand-in for CPython's configure; it knows: with_pydebug with_ensurepip

@@ -300,6 +300,21 @@ class _HuntLoop:
             answer = f"inconclusive: {len(result.candidates)} candidates"
         self.state.end("finished", answer)
 
+    def _sides_of(self, steps: tuple[Step, ...], culprit: int) -> tuple[Step, ...]:
+        """Two-sided hunts: a revision's verdict is its side of the culprit (a symptom may
+        show on both sides, so one crash does not make a revision bad)."""
+        graph, new_side = self.hunt.graph, self.hunt.kind.new_verdict
+        old_side = Verdict.GOOD if new_side is Verdict.BAD else Verdict.BAD
+        sided = []
+        for step in steps:
+            if step.verdict is Verdict.SKIP:
+                sided.append(step)
+                continue
+            index = self._index_of(step.commit.sha)
+            new = index != OLD_END and graph.is_new(index, culprit)
+            sided.append(dataclasses.replace(step, verdict=new_side if new else old_side))
+        return tuple(sided)
+
     def result(self, command: str, *, wall_seconds: float) -> Result:
         answer = self.search.answer()
         shas = self.hunt.graph.shas
@@ -307,11 +322,13 @@ class _HuntLoop:
             self.workspace.commit(shas[answer.culprit]) if answer.culprit is not None else None
         )
         steps = merge_visits(self.visits)
+        summary = self.search.summary()
+        if summary.p_before is not None and answer.culprit is not None:
+            steps = self._sides_of(steps, answer.culprit)
         baseline: tuple[str, ...] = (self.hunt.old,)
         if culprit is not None:
             baseline = (*self.workspace.parents(culprit.sha)[:1], self.hunt.old)
         conclusion = self.judge.conclude(steps, culprit, baseline)
-        summary = self.search.summary()
         return Result(
             hunt=self.hunt.kind,
             good=self.workspace.commit(self.hunt.good),

@@ -1,10 +1,20 @@
-"""Everything finbisect asks of git, through GitPython.
+"""Everything finbisect asks of git: plain `git` commands through the process runner.
+
+Every command runs through `runs.proc.capture` with a timeout (`FETCH_TIMEOUT`
+for clone and fetch, `CHECKOUT_TIMEOUT` for writing a work tree,
+`PLUMBING_TIMEOUT` for the rest), in its own process group that is killed
+when it times out or the hunt is interrupted: a git blocked on a lock is a
+`GitError`, not a hung hunt.
 
 The user's repository is only ever *read*, with optional locks disabled so
 not even its index is refreshed. Checkouts and builds happen in finbisect's
 own clone under the cache directory, created from the user's repository
 (objects hard-linked, which git never rewrites in place) and refreshed from
-it at the start of every hunt.
+it at the start of every hunt. Each command names its repository by its
+working directory alone: the variables with which an environment can point
+git at another repository (GIT_DIR, GIT_INDEX_FILE, ...: `git rev-parse
+--local-env-vars`) are removed, so a GIT_DIR inherited from a hook cannot
+turn a checkout in our clone into a write to the user's repository.
 """
 
 from __future__ import annotations
@@ -16,18 +26,30 @@ import os
 import posixpath
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
-
 from finbisect.errors import GitError, UsageError
 from finbisect.models import Commit, HuntKind
+from finbisect.runs import proc
 from finbisect.search.strategy import CandidateGraph
 
-__all__ = ["Hunt", "UserRepo", "Workspace", "locked_workspace"]
+__all__ = [
+    "CHECKOUT_TIMEOUT",
+    "FETCH_TIMEOUT",
+    "PLUMBING_TIMEOUT",
+    "Hunt",
+    "UserRepo",
+    "Workspace",
+    "locked_workspace",
+]
+
+# Generous but finite: a git that takes longer is stuck (on a lock, say), not slow.
+FETCH_TIMEOUT = 600.0  # clone and fetch: the first clone of CPython copies ~1 GB of objects
+CHECKOUT_TIMEOUT = 600.0  # a first checkout writes the whole tree
+PLUMBING_TIMEOUT = 60.0  # everything else: reads of history, trees and blobs
 
 # Read-only access to the user's repository: no index refresh, no gc, no prompts.
 _READ_ONLY_ENV = {
@@ -35,16 +57,97 @@ _READ_ONLY_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_AUTO_GC": "0",
 }
+# `git rev-parse --local-env-vars`: what can point git at another repository.
+_REPOSITORY_ENV = frozenset(
+    {
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_CONFIG",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_IMPLICIT_WORK_TREE",
+        "GIT_GRAFT_FILE",
+        "GIT_INDEX_FILE",
+        "GIT_NO_REPLACE_OBJECTS",
+        "GIT_REPLACE_REF_BASE",
+        "GIT_PREFIX",
+        "GIT_INTERNAL_SUPER_PREFIX",
+        "GIT_SHALLOW_FILE",
+        "GIT_COMMON_DIR",
+        "GIT_CEILING_DIRECTORIES",
+        "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    }
+)
 _USER_REFS = "refs/finbisect/user"  # where the user's refs are mirrored in our clone
 # The first commit of CPython's history (Guido van Rossum, "Initial revision", 1990): a
 # repository that has it is CPython's (cherry_picker checks for it the same way).
 CPYTHON_ROOT = "7f777ed95a19224294949e1b4ce56bbffcb1fe9f"
+# One commit of `git log -z --format=_COMMIT_FORMAT`: NUL-separated fields, NUL-terminated.
+_COMMIT_FIELDS = ("%H", "%P", "%an", "%ae", "%aI", "%B")
+_COMMIT_FORMAT = "%x00".join(_COMMIT_FIELDS)
+_COMMIT_BATCH = 500  # shas per `git log` command line
 
 
-def _git_error(exc: git.GitCommandError) -> str:
-    lines = [ln.strip() for ln in str(exc.stderr or "").splitlines() if ln.strip()]
-    text = lines[-1] if lines else str(exc)
-    return re.sub(r"^(fatal|error):\s*", "", text.strip("'\""))
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_ENV}
+    env.update(_READ_ONLY_ENV)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _run_git(
+    *args: str,
+    cwd: Path,
+    timeout: float | None = None,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> proc.CaptureResult:
+    """`git ARGS` in `cwd`, whatever its exit status; a timeout is a GitError.
+
+    `timeout` defaults to `PLUMBING_TIMEOUT` (looked up at each call).
+    """
+    timeout = PLUMBING_TIMEOUT if timeout is None else timeout
+    result = proc.capture(
+        ["git", *args],
+        cwd=cwd,
+        timeout=timeout,
+        env=_env(env),
+        input=input,
+        errors="surrogateescape",  # paths and file contents as git has them, like the OS
+    )
+    if result.timed_out:
+        raise GitError(
+            f"git {args[0]} took longer than {timeout:g} s in {cwd} and was killed "
+            "(is another git holding a lock there?)"
+        )
+    if result.returncode == 127 and result.stderr.startswith("cannot run git"):
+        raise GitError(f"{result.last_error_line} (is git installed and on PATH?)")
+    return result
+
+
+def _git(
+    *args: str,
+    cwd: Path,
+    timeout: float | None = None,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """The output of `git ARGS` in `cwd`; GitError with git's last stderr line if it fails."""
+    result = _run_git(*args, cwd=cwd, timeout=timeout, input=input, env=env)
+    if not result.ok:
+        raise GitError(f"git {args[0]} failed: {_reason(result)}")
+    return result.stdout
+
+
+def _reason(result: proc.CaptureResult) -> str:
+    """git's last stderr line, without its "fatal: " or "error: " prefix."""
+    line = result.last_error_line
+    if not line:
+        return f"exit status {result.returncode}" if result.signal is None else "killed"
+    return re.sub(r"^(fatal|error):\s*", "", line)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,25 +179,38 @@ class UserRepo:
     def __init__(self, path: Path) -> None:
         if not path.is_dir():
             raise GitError(f"not a directory: {path}")
-        try:
-            repo = git.Repo(path, search_parent_directories=False)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise GitError(f"not a git repository: {path}") from None
-        self.path = Path(repo.working_tree_dir or repo.git_dir).resolve()
-        self.git_dir = Path(repo.git_dir).resolve()
-        self.git = repo.git
-        self.git.update_environment(**_READ_ONLY_ENV)
+        path = path.resolve()
+        # `path` itself must be the repository (its top level, or a bare or .git
+        # directory): git must not find one in a parent directory.
+        result = _run_git(
+            "rev-parse", "--absolute-git-dir", "--is-bare-repository", "--is-inside-git-dir",
+            cwd=path, env={"GIT_CEILING_DIRECTORIES": str(path.parent)},
+        )  # fmt: skip
+        lines = result.stdout.splitlines()
+        if not result.ok or len(lines) != 3:
+            reason = _reason(result)
+            detail = "" if "not a git repository" in reason else f" ({reason})"
+            raise GitError(f"not a git repository: {path}{detail}")
+        git_dir, bare, inside_git_dir = lines
+        self.git_dir = Path(git_dir).resolve()
+        if bare == "true":
+            self.path = self.git_dir
+        elif inside_git_dir == "true":  # PATH is the .git directory of a checkout
+            self.path = self.git_dir.parent
+        else:
+            self.path = path
 
     def resolve(self, rev: str) -> str:
         """Full sha of the commit `rev` names in the user's repository."""
         if not rev or rev.startswith("-"):
             raise GitError(f"not a revision: {rev!r}")
-        try:
-            return str(
-                self.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
-            )
-        except git.GitCommandError:
-            raise GitError(f"unknown revision {rev!r} in {self.path}") from None
+        result = _run_git(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}",
+            cwd=self.path,
+        )  # fmt: skip
+        if not result.ok:
+            raise GitError(f"unknown revision {rev!r} in {self.path}")
+        return result.stdout.strip()
 
 
 class Workspace:
@@ -104,40 +220,54 @@ class Workspace:
         self.root = root  # the cache entry: clone/, logs/, lock
         self.clone_dir = root / "clone"
         self.user = user
-        self._repo: git.Repo | None = None
+        self._commits: dict[str, tuple[Commit, tuple[str, ...]]] = {}  # sha: (commit, parents)
 
-    @property
-    def repo(self) -> git.Repo:
-        if self._repo is None:
-            self._repo = git.Repo(self.clone_dir)
-            self._repo.git.update_environment(**_READ_ONLY_ENV)
-        return self._repo
+    def _git(self, *args: str, timeout: float | None = None, input: str | None = None) -> str:
+        return _git(*args, cwd=self.clone_dir, timeout=timeout, input=input)
 
     def refresh(self, shas: list[str]) -> None:
         """Create or update the clone so that it has every commit in `shas`."""
         source = str(self.user.git_dir)
         try:
             if not (self.clone_dir / ".git").is_dir():
-                self.clone_dir.parent.mkdir(parents=True, exist_ok=True)
-                git.Repo.clone_from(
-                    source, self.clone_dir, no_checkout=True, env=_READ_ONLY_ENV, quiet=True
-                )
-            self.repo.git.fetch(
-                "--quiet", "--force", "--no-tags", "--prune", "--no-write-fetch-head",
+                self._clone(source)
+            self._git(
+                "fetch", "--quiet", "--force", "--no-tags", "--prune", "--no-write-fetch-head",
                 source, f"+refs/*:{_USER_REFS}/*", f"+HEAD:{_USER_REFS}-HEAD",
+                timeout=FETCH_TIMEOUT,
             )  # fmt: skip
-            for sha in shas:
-                if not self._has_commit(sha):  # reachable only from the reflog, say
-                    self.repo.git.fetch("--quiet", "--no-write-fetch-head", source, sha)
-        except git.GitCommandError as exc:
-            raise GitError(f"cannot refresh finbisect's clone: {_git_error(exc)}") from None
+            for sha in self._missing_commits(shas):  # reachable only from the reflog, say
+                self._git(
+                    "fetch", "--quiet", "--no-write-fetch-head", source, sha, timeout=FETCH_TIMEOUT
+                )
+        except GitError as exc:
+            raise GitError(f"cannot refresh finbisect's clone: {exc.message}") from None
 
-    def _has_commit(self, sha: str) -> bool:
-        try:
-            self.repo.git.cat_file("-e", f"{sha}^{{commit}}")
-        except git.GitCommandError:
-            return False
-        return True
+    def _clone(self, source: str) -> None:
+        """Clone next to the final place, then rename: a killed clone leaves no half clone."""
+        partial = self.clone_dir.with_name(self.clone_dir.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        if self.clone_dir.exists():  # a clone without .git: left by an older version
+            shutil.rmtree(self.clone_dir)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        _git(
+            "clone", "--quiet", "--no-checkout", "--", source, str(partial),
+            cwd=partial.parent, timeout=FETCH_TIMEOUT,
+        )  # fmt: skip
+        partial.rename(self.clone_dir)
+
+    def _missing_commits(self, shas: Iterable[str]) -> list[str]:
+        """Those of `shas` that are not commits in the clone (one `git cat-file`)."""
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return []
+        out = self._git(
+            "cat-file",
+            "--batch-check=%(objecttype)",
+            input="".join(f"{sha}\n" for sha in wanted),
+        )
+        types = out.splitlines()
+        return [sha for sha, kind in zip(wanted, types, strict=True) if kind != "commit"]
 
     def plan(self, good: str, bad: str, *, first_parent: bool) -> Hunt:
         """Direction from ancestry, and the ancestry path between the ends."""
@@ -155,7 +285,7 @@ class Workspace:
         args = ["--topo-order", "--reverse", "--parents", "--ancestry-path"]
         if first_parent:
             args.append("--first-parent")
-        lines = self.repo.git.rev_list(*args, f"{old}..{new}").splitlines()
+        lines = self._git("rev-list", *args, f"{old}..{new}").splitlines()
         shas, parents = [], {}
         for line in lines:
             sha, *its_parents = line.split()
@@ -166,28 +296,20 @@ class Workspace:
         return Hunt(kind=kind, good=good, bad=bad, graph=CandidateGraph.from_parents(shas, parents))
 
     def _is_ancestor(self, a: str, b: str) -> bool:
-        try:
-            self.repo.git.merge_base("--is-ancestor", a, b)
-        except git.GitCommandError as exc:
-            if exc.status == 1:
-                return False
-            raise GitError(f"git merge-base failed: {_git_error(exc)}") from None
+        result = _run_git("merge-base", "--is-ancestor", a, b, cwd=self.clone_dir)
+        if result.returncode == 1:
+            return False
+        if not result.ok:
+            raise GitError(f"git merge-base failed: {_reason(result)}")
         return True
 
     def commit(self, sha: str) -> Commit:
-        c = self.repo.commit(sha)
-        message = c.message if isinstance(c.message, str) else c.message.decode(errors="replace")
-        return Commit(
-            sha=c.hexsha,
-            subject=message.split("\n", 1)[0].strip(),
-            author=f"{c.author.name} <{c.author.email}>",
-            date=c.authored_datetime.isoformat(),
-            message=message,
-        )
+        """Subject, author, date and message of `sha` (read once per sha, then cached)."""
+        return self._load_commits([sha])[0][0]
 
-    def parents(self, sha: str) -> list[str]:
-        """The commit's parents, first parent first."""
-        return [parent.hexsha for parent in self.repo.commit(sha).parents]
+    def commits(self, shas: Iterable[str]) -> list[Commit]:
+        """`commit` of each of `shas`; those not cached yet are read with one `git log`."""
+        return [commit for commit, _ in self._load_commits(list(shas))]
 
     def is_cpython(self) -> bool:
         """Are these CPython's own commits, so that github.com/python/cpython has them?
@@ -195,13 +317,51 @@ class Workspace:
         Yes when the user's repository has CPython's first commit or a remote on
         python/cpython; not for generated or replayed histories (the demo, Debian's).
         """
-        if self._has_commit(CPYTHON_ROOT):
+        if not self._missing_commits([CPYTHON_ROOT]):
             return True
-        try:
-            remotes = str(self.user.git.config("--get-regexp", r"^remote\..*\.url$"))
-        except git.GitCommandError:  # no remotes at all
-            return False
-        return "python/cpython" in remotes
+        remotes = _run_git("config", "--get-regexp", r"^remote\..*\.url$", cwd=self.user.path)
+        return "python/cpython" in remotes.stdout
+
+    def parents(self, sha: str) -> list[str]:
+        """Full shas of the parents of `sha`, first parent first (none for a root commit)."""
+        return list(self._load_commits([sha])[0][1])
+
+    def _load_commits(self, shas: list[str]) -> list[tuple[Commit, tuple[str, ...]]]:
+        """(commit, parents) of each of `shas`, cached by full sha."""
+        missing = [sha for sha in dict.fromkeys(shas) if sha not in self._commits]
+        for start in range(0, len(missing), _COMMIT_BATCH):
+            batch = missing[start : start + _COMMIT_BATCH]
+            records = self._read_commits(batch)
+            if len(records) != len(batch):  # two names of one commit: ask one by one
+                records = [self._read_commits([sha])[0] for sha in batch]
+            for sha, record in zip(batch, records, strict=True):
+                self._commits[record[0].sha] = record
+                self._commits[sha] = record
+        return [self._commits[sha] for sha in shas]
+
+    def _read_commits(self, names: list[str]) -> list[tuple[Commit, tuple[str, ...]]]:
+        # --no-walk=unsorted: the commits in the order named, each once.
+        result = _run_git(
+            "log", "--no-walk=unsorted", "-z", "--no-show-signature",
+            f"--format={_COMMIT_FORMAT}", "--end-of-options", *names,
+            cwd=self.clone_dir,
+        )  # fmt: skip
+        if not result.ok:
+            raise GitError(f"cannot read commit {names[0][:12]}: {_reason(result)}")
+        fields = result.stdout.split("\0")  # every field NUL-terminated: one more, empty
+        n = len(_COMMIT_FIELDS)
+        records = []
+        for i in range(0, len(fields) - 1, n):
+            sha, parents, name, email, date, message = fields[i : i + n]
+            commit = Commit(
+                sha=sha,
+                subject=message.split("\n", 1)[0].strip(),
+                author=f"{name} <{email}>",
+                date=date,
+                message=message,
+            )
+            records.append((commit, tuple(parents.split())))
+        return records
 
     def worktree(self, name: str) -> Path:
         """A persistent work tree of the clone (e.g. one build tree per configuration)."""
@@ -209,55 +369,56 @@ class Workspace:
         if (path / ".git").is_file():
             return path
         try:
-            self.repo.git.worktree("prune")
+            self._git("worktree", "prune")
             if path.exists():  # left half-made by an interrupted run
                 shutil.rmtree(path)
-            self.repo.git.worktree("add", "--quiet", "--detach", "--no-checkout", str(path))
-        except git.GitCommandError as exc:
-            raise GitError(f"cannot create work tree {path}: {_git_error(exc)}") from None
+            self._git(
+                "worktree", "add", "--quiet", "--detach", "--no-checkout", str(path),
+                timeout=CHECKOUT_TIMEOUT,
+            )  # fmt: skip
+        except GitError as exc:
+            raise GitError(f"cannot create work tree {path}: {exc.message}") from None
         return path
 
     def checkout(self, sha: str, tree: Path) -> None:
         """Detach `tree` at `sha`, keeping untracked build products for make."""
-        worktree = git.Git(tree)
-        worktree.update_environment(**_READ_ONLY_ENV)
-        try:
-            worktree.checkout("--quiet", "--force", "--detach", sha)
-        except git.GitCommandError as exc:
-            raise GitError(f"checkout of {sha[:12]} failed: {_git_error(exc)}") from None
+        result = _run_git(
+            "checkout", "--quiet", "--force", "--detach", sha, cwd=tree, timeout=CHECKOUT_TIMEOUT
+        )
+        if not result.ok:
+            raise GitError(f"checkout of {sha[:12]} failed: {_reason(result)}")
 
     def tree_head(self, tree: Path) -> str | None:
         """The commit checked out in one of our work trees, if any."""
-        try:
-            return str(git.Git(tree).rev_parse("--verify", "--quiet", "HEAD"))
-        except git.GitCommandError:
-            return None
+        result = _run_git("rev-parse", "--verify", "--quiet", "HEAD", cwd=tree)
+        return result.stdout.strip() if result.ok else None
 
     def changed_files(self, a: str, b: str) -> list[str]:
         """Paths that differ between commits `a` and `b`."""
         if a == b:
             return []
-        return str(self.repo.git.diff("--name-only", "--no-renames", a, b)).splitlines()
+        out = self._git("diff-tree", "-r", "-z", "--name-only", "--no-renames", a, b)
+        return [path for path in out.split("\0") if path]
 
     def show(self, sha: str, path: str) -> str | None:
-        """The text of `path` at `sha`, or None if it does not exist there."""
-        try:
-            return str(self.repo.git.show(f"{sha}:{path}"))
-        except git.GitCommandError:
-            return None
+        """The text of file `path` at `sha`, or None if there is no such file there."""
+        result = _run_git("cat-file", "blob", f"{sha}:{path}", cwd=self.clone_dir)
+        return result.stdout if result.ok else None
 
     def blob_ids(self, sha: str, patterns: list[str]) -> dict[str, str]:
-        """Blob ids at `sha` of the files matching `patterns` (fnmatch, one level)."""
+        """Blob ids at `sha` of the files matching `patterns` (fnmatch, one level).
+
+        One `git ls-tree` lists every folder the patterns name.
+        """
         folders = sorted({posixpath.dirname(p) for p in patterns})
-        listing = []
-        for folder in folders:
-            args = [sha, "--", f"{folder}/"] if folder else [sha]
-            listing += self.repo.git.ls_tree(*args).splitlines()
+        pathspecs = [f"{folder}/" if folder else "./" for folder in folders]
+        out = self._git("ls-tree", "-z", sha, "--", *pathspecs)
         ids = {}
-        for line in listing:
-            meta, path = line.split("\t", 1)
-            if any(fnmatch.fnmatchcase(path, p) for p in patterns):
-                ids[path] = meta.split()[2]
+        for entry in filter(None, out.split("\0")):
+            meta, path = entry.split("\t", 1)
+            _, kind, blob = meta.split()
+            if kind == "blob" and any(fnmatch.fnmatchcase(path, p) for p in patterns):
+                ids[path] = blob
         return ids
 
 

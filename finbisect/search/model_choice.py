@@ -41,7 +41,14 @@ from finbisect.search.strategy import (
     SearchSummary,
 )
 
-__all__ = ["AutoBisection", "Model", "Switch", "one_sided_log_evidence", "two_sided_favoured"]
+__all__ = [
+    "AutoBisection",
+    "Model",
+    "Reason",
+    "Switch",
+    "one_sided_log_evidence",
+    "two_sided_favoured",
+]
 
 _DEFAULT_COSTS = Costs()
 

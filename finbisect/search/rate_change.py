@@ -60,7 +60,7 @@ from finbisect.search.rate_posterior import (
     asymmetric_channel_capacity,
     best_bug_mass,
 )
-from finbisect.search.stats import beta_quantile
+from finbisect.search.stats import beta_cdf, beta_quantile
 from finbisect.search.strategy import (
     OLD_END,
     AnswerStatus,
@@ -80,6 +80,8 @@ _TARGETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # bug mass
 _SHORTLIST = 6  # revisions whose batches are weighed (by one run's bits, per second and not)
 _EPS = 1e-12
 _DEFAULT_COSTS = Costs()
+_ALIKE_MIN_RUNS = 4  # runs at the clean end before it may be called like the bug end
+_ALIKE_PROBABILITY = 0.99
 
 
 class _Phase(enum.Enum):
@@ -209,8 +211,10 @@ class RateChangeBisection(NoisyBisection):
 
     def summary(self) -> SearchSummary:
         before, after = self.rates()
+        bug = before if not self.bug_is_new else after
         return SearchSummary(
             posterior=tuple(self.posterior()),
+            p=Rate(estimate=bug[0], low=bug[1], high=bug[2]),
             p_before=Rate(estimate=before[0], low=before[1], high=before[2]),
             p_after=Rate(estimate=after[0], low=after[1], high=after[2]),
         )
@@ -230,6 +234,9 @@ class RateChangeBisection(NoisyBisection):
         s0, f0 = self._stats(self.clean_end)
         if s1 + f1 >= self.max_runs_per_revision and s1 == 0:
             self._finish(self._end_status(self.bug_end), [])
+        elif ends_alike(s0, f0, s1, f1):
+            # Not a rate change to hunt: the "clean" end shows the symptom about as often.
+            self._finish(self._end_status(self.clean_end), [])
         elif self._stage is _Phase.ENDS and min(s1 + f1, s0 + f0) >= _END_BATCH:
             self._stage = _Phase.SEARCH
 
@@ -358,6 +365,26 @@ def _best_batch(
             if falls >= 2:
                 break
     return best
+
+
+def ends_alike(s0: int, f0: int, s1: int, f1: int) -> bool:
+    """Does the clean end show the symptom confidently at least half as often as the bug
+    end? (Beta(1 + s, 1 + f) posteriors; a rate change worth hunting is larger.)"""
+    if s0 == 0 or s0 + f0 < _ALIKE_MIN_RUNS:
+        return False
+    return prob_above_half(1 + s0, 1 + f0, 1 + s1, 1 + f1) >= _ALIKE_PROBABILITY
+
+
+def prob_above_half(a0: float, b0: float, a1: float, b1: float) -> float:
+    """P(X0 > X1 / 2) for independent X0 ~ Beta(a0, b0), X1 ~ Beta(a1, b1), by quadrature."""
+    steps = 400
+    total = 0.0
+    for i in range(steps):  # midpoint rule over X1, in probability space
+        lo, hi = i / steps, (i + 1) / steps
+        weight = beta_cdf(hi, a1, b1) - beta_cdf(lo, a1, b1)
+        if weight > 1e-12:
+            total += weight * (1.0 - beta_cdf((lo + hi) / 4, a0, b0))
+    return total
 
 
 def _triple(summary: RateSummary) -> tuple[float, float, float]:

@@ -16,7 +16,8 @@ from types import MappingProxyType
 
 from finbisect.errors import UsageError
 from finbisect.hunt.options import HuntOptions
-from finbisect.testing.minipy import AUTHORS, NOTES, GeneratedHistory, HistoryBuilder, history_of
+from finbisect.testing.histories import AUTHORS, GeneratedHistory, history_of
+from finbisect.testing.minipy import NOTES, HistoryBuilder
 
 __all__ = ["DEMO_REPRO", "demo_history", "demo_options", "demo_workspace"]
 

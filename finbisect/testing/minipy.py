@@ -17,6 +17,9 @@ which the history changes from commit to commit:
 - ``BROKEN_BUILD``: ``#error "gil.c: broken at this revision"``; the revision
   does not build.
 
+Two environment variables make its runs reproducible and traceable for tests
+(minipy_trace.py). The histories tests and the demo bisect are in histories.py.
+
 Hashes are deterministic: fixed identities, commit N (in creation order) dated
 2024-01-01 + N hours, git run without the user's global or system config.
 """
@@ -25,29 +28,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
-
-import git
 
 from finbisect.errors import GitError
+from finbisect.runs import proc
 
-__all__ = [
-    "AUTHORS",
-    "DEFAULT_KNOBS",
-    "NOTES",
-    "GeneratedHistory",
-    "HistoryBuilder",
-    "Symptom",
-    "history_of",
-    "linear_history",
-    "merge_history",
-]
-
-Symptom = Literal["crash", "hang", "error", "slow"]
+__all__ = ["DEFAULT_KNOBS", "NOTES", "HistoryBuilder", "check_knobs"]
 
 DEFAULT_KNOBS: Mapping[str, int] = MappingProxyType(
     {
@@ -60,6 +48,7 @@ DEFAULT_KNOBS: Mapping[str, int] = MappingProxyType(
         "UNRELATED_CRASH": 0,
     }
 )
+
 _BOOLEAN_KNOBS = frozenset({"BROKEN_BUILD", "EXIT_ERROR", "EXIT_HANG", "UNRELATED_CRASH"})
 
 _EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -67,6 +56,7 @@ _COMMITTER = ("Minipy Release Bot", "bot@minipy.example.org")
 _DEFAULT_AUTHOR = "Minipy Developer <dev@minipy.example.org>"
 _AUTHOR_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
 _DEFINE_RE = re.compile(r"^#define (?P<name>[A-Z_]+) (?P<value>-?\d+)$", re.MULTILINE)
+_GIT_TIMEOUT = 60.0  # seconds per git command: they take milliseconds on these tiny trees
 _NEWS = "Misc/NEWS"
 NOTES = "Doc/notes.txt"
 
@@ -107,7 +97,7 @@ def _parse_config(text: str) -> dict[str, int]:
     return knobs
 
 
-def _check_knobs(knobs: Mapping[str, int]) -> None:
+def check_knobs(knobs: Mapping[str, int]) -> None:
     for name, value in knobs.items():
         if name not in DEFAULT_KNOBS:
             known = ", ".join(sorted(DEFAULT_KNOBS))
@@ -146,21 +136,18 @@ class HistoryBuilder:
             raise ValueError(f"{self.path} exists and is not empty")
         self.path.mkdir(parents=True, exist_ok=True)
         self._count = 0
-        try:
-            # No template: the user's init.templateDir (hooks) stays out of it.
-            git.Git(self.path).execute(
-                ["git", "init", "--quiet", "--initial-branch=main", "--template="]
-            )
-            self._repo = git.Repo(self.path)
-        except git.GitCommandError as exc:
-            raise GitError(f"cannot create a git repository in {self.path}: {exc}") from exc
-        # Hermetic: no user/system config (signing, hooks, autocrlf) can change the hashes.
-        self._repo.git.update_environment(
+        # Hermetic: no user/system config (signing, hooks, autocrlf) can change the
+        # hashes, and no GIT_DIR or GIT_INDEX_FILE from the caller can redirect git.
+        self._env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        self._env.update(
             GIT_CONFIG_GLOBAL=os.devnull,
             GIT_CONFIG_NOSYSTEM="1",
+            GIT_TERMINAL_PROMPT="0",
             GIT_COMMITTER_NAME=_COMMITTER[0],
             GIT_COMMITTER_EMAIL=_COMMITTER[1],
         )
+        # No template: the user's init.templateDir (hooks) stays out of it.
+        self._git("init", "--quiet", "--initial-branch=main", "--template=")
         for name, text in _STATIC_FILES.items():
             self._write(name, text)
         self._knobs = dict(DEFAULT_KNOBS)
@@ -202,7 +189,7 @@ class HistoryBuilder:
         touch: str | None = _NEWS,
     ) -> str:
         """`commit`, with the knobs as a mapping (for tables of commits)."""
-        _check_knobs(knobs)
+        check_knobs(knobs)
         new_knobs = {**self._knobs, **knobs}
         if touch is None and new_knobs == self._knobs and self._count > 0:
             raise ValueError(f"commit {subject!r} would change no file")
@@ -257,7 +244,7 @@ class HistoryBuilder:
         name, email = _identity(author or _DEFAULT_AUTHOR)
         date = f"{_EPOCH + 3600 * self._count} +0000"
         self._count += 1
-        self._repo.git.update_environment(
+        self._env.update(
             GIT_AUTHOR_NAME=name,
             GIT_AUTHOR_EMAIL=email,
             GIT_AUTHOR_DATE=date,
@@ -278,186 +265,10 @@ class HistoryBuilder:
         target.write_text(text, encoding="utf-8")
 
     def _git(self, *args: str) -> str:
-        try:
-            out: str = self._repo.git.execute(["git", *args])
-        except git.GitCommandError as exc:
-            raise GitError(f"git {' '.join(args)} failed in {self.path}: {exc}") from exc
-        return out.strip()
-
-
-@dataclass(frozen=True, kw_only=True)
-class GeneratedHistory:
-    """A generated repository and the answer a bisection of it must give.
-
-    ``culprit`` is the first "new" commit over all commits (a side-branch commit
-    for ``merge_history``); ``first_parent_culprit`` the one ``--first-parent``
-    must name (the merge commit there, ``culprit`` otherwise).
-    """
-
-    path: Path
-    good: str
-    bad: str
-    culprit: str
-    first_parent_culprit: str
-    shas: tuple[str, ...]  # every commit reachable from main, oldest first
-    mainline: tuple[str, ...]  # main's first-parent chain, oldest first
-    broken: tuple[str, ...] = ()  # revisions that do not build
-    unrelated: tuple[str, ...] = ()  # revisions that segfault instead
-
-
-def history_of(
-    builder: HistoryBuilder,
-    *,
-    good: str,
-    bad: str,
-    culprit: str,
-    first_parent_culprit: str | None = None,
-    broken: Collection[str] = (),
-    unrelated: Collection[str] = (),
-) -> GeneratedHistory:
-    """The answer sheet for what `builder` made: ends, culprit, every sha of main."""
-
-    def rev_list(*args: str) -> tuple[str, ...]:
-        return tuple(builder._git("rev-list", "--reverse", *args, "main").split())
-
-    return GeneratedHistory(
-        path=builder.path,
-        good=good,
-        bad=bad,
-        culprit=culprit,
-        first_parent_culprit=first_parent_culprit or culprit,
-        shas=rev_list("--date-order"),
-        mainline=rev_list("--first-parent"),
-        broken=tuple(broken),
-        unrelated=tuple(unrelated),
-    )
-
-
-def _symptom_knobs(
-    symptom: Symptom, *, on: bool, crash_percent: int, slow_ms: int
-) -> dict[str, int]:
-    if symptom == "crash":
-        return {"EXIT_CRASH_PERCENT": crash_percent if on else 0}
-    if symptom == "hang":
-        return {"EXIT_HANG": int(on)}
-    if symptom == "error":
-        return {"EXIT_ERROR": int(on)}
-    return {"EXIT_SLOW_MS": slow_ms if on else 0}
-
-
-def linear_history(
-    path: Path,
-    *,
-    commits: int,
-    culprit: int,
-    fix: bool = False,
-    symptom: Symptom = "crash",
-    crash_percent: int = 100,
-    broken: Collection[int] = (),
-    unrelated: Collection[int] = (),
-    slow_ms: int = 0,
-    jitter_ms: int = 0,
-) -> GeneratedHistory:
-    """A straight history of ``commits`` commits; commit ``culprit`` flips the symptom.
-
-    Regression (default): commits ``culprit``.. show the symptom; good = commit 0,
-    bad = the last. ``fix=True``: commits ..``culprit - 1`` show it; good = the
-    last, bad = commit 0. ``broken`` commits do not build (the next one does
-    again); ``unrelated`` commits segfault *instead of* their own behaviour.
-    Neither may be an end. ``slow_ms`` delays every exit, except with
-    ``symptom="slow"``, where the delay is the symptom. ``jitter_ms`` applies to all.
-    """
-    if commits < 2 or not 1 <= culprit < commits:
-        raise ValueError(f"need commits >= 2 and 1 <= culprit < commits, not {commits}/{culprit}")
-    for label, indices in (("broken", broken), ("unrelated", unrelated)):
-        if any(not 0 < i < commits - 1 for i in indices):
-            raise ValueError(f"{label} commits must lie strictly between the ends: {indices}")
-    if symptom == "slow" and slow_ms <= 0:
-        raise ValueError('symptom="slow" needs slow_ms > 0')
-    _check_knobs({"EXIT_CRASH_PERCENT": crash_percent, "EXIT_SLOW_MS": slow_ms})
-    _check_knobs({"EXIT_JITTER_MS": jitter_ms})
-
-    builder = HistoryBuilder(path)
-    verb = "Fix" if fix else "Introduce"
-    shas: list[str] = []
-    for i in range(commits):
-        on = (i >= culprit) != fix
-        knobs = _symptom_knobs(symptom, on=on, crash_percent=crash_percent, slow_ms=slow_ms)
-        if symptom != "slow":
-            knobs["EXIT_SLOW_MS"] = slow_ms
-        knobs.update(
-            EXIT_JITTER_MS=jitter_ms,
-            BROKEN_BUILD=int(i in broken),
-            UNRELATED_CRASH=int(i in unrelated),
-        )
-        if i == 0:
-            subject = "Initial import of minipy"
-        elif i == culprit:
-            subject = f"gh-{1000 + i}: {verb} the {symptom} at exit"
-        else:
-            subject = f"gh-{1000 + i}: Routine change number {i}"
-        shas.append(builder.commit_knobs(subject, knobs))
-    good, bad = (shas[-1], shas[0]) if fix else (shas[0], shas[-1])
-    return history_of(
-        builder,
-        good=good,
-        bad=bad,
-        culprit=shas[culprit],
-        broken=[shas[i] for i in sorted(broken)],
-        unrelated=[shas[i] for i in sorted(unrelated)],
-    )
-
-
-def merge_history(
-    path: Path,
-    *,
-    before: int = 3,
-    side: int = 4,
-    side_culprit: int = 2,
-    after: int = 2,
-    symptom: Symptom = "crash",
-    crash_percent: int = 100,
-) -> GeneratedHistory:
-    """The symptom arrives on a side branch merged into main.
-
-    main: ``before`` commits (the first is the initial import), the branch point,
-    one more main commit, the merge, ``after`` more commits. The side branch has
-    ``side`` commits; side commit ``side_culprit`` (0-based) turns the symptom on.
-    ``culprit`` is that side commit; ``first_parent_culprit`` the merge commit.
-    """
-    if before < 1 or after < 0 or not 0 <= side_culprit < side:
-        raise ValueError("need before >= 1, after >= 0 and 0 <= side_culprit < side")
-    builder = HistoryBuilder(path)
-    good = builder.commit("Initial import of minipy")
-    for i in range(1, before):
-        builder.commit(f"gh-{2000 + i}: Main change number {i}")
-    builder.branch("feature")
-    side_shas = []
-    for i in range(side):
-        knobs = (
-            _symptom_knobs(symptom, on=True, crash_percent=crash_percent, slow_ms=250)
-            if i == side_culprit
-            else {}
-        )
-        subject = f"gh-3000: Side change number {i}" + (" (the culprit)" if knobs else "")
-        side_shas.append(builder.commit_knobs(subject, knobs, touch=NOTES, author=AUTHORS[1]))
-    builder.switch("main")
-    builder.commit("gh-2100: Main change while the branch is open")
-    merge = builder.merge("feature", "Merge branch 'feature' into main")
-    bad = merge
-    for i in range(after):
-        bad = builder.commit(f"gh-{2200 + i}: Main change after the merge {i}")
-    return history_of(
-        builder, good=good, bad=bad, culprit=side_shas[side_culprit], first_parent_culprit=merge
-    )
-
-
-AUTHORS = (
-    "Ana Pires <ana.pires@example.org>",
-    "Ben Okafor <bokafor@example.org>",
-    "Chen Wei <chenwei@example.org>",
-    "Dana Kowalski <dana@example.org>",
-    "Eli Sato <eli.sato@example.org>",
-    "Farah Haddad <farah@example.org>",
-    "Gustav Lindqvist <gustav@example.org>",
-)
+        result = proc.capture(["git", *args], cwd=self.path, timeout=_GIT_TIMEOUT, env=self._env)
+        if not result.ok:
+            reason = result.last_error_line or f"exit status {result.returncode}"
+            if result.timed_out:
+                reason = f"timed out after {_GIT_TIMEOUT:g} s"
+            raise GitError(f"git {' '.join(args)} failed in {self.path}: {reason}")
+        return result.stdout.strip()

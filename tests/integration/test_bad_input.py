@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from finbisect.testing.minipy import GeneratedHistory, HistoryBuilder, linear_history
+from finbisect.testing.histories import GeneratedHistory, linear_history
+from finbisect.testing.minipy import HistoryBuilder
 from tests.conftest import Hunt, invoke
 
 

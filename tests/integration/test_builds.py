@@ -16,7 +16,7 @@ import pytest
 from finbisect.build.builder import BuildConfig, Builder
 from finbisect.build.cache import BuildCache
 from finbisect.repo.gitrepo import UserRepo, locked_workspace
-from finbisect.testing.minipy import linear_history
+from finbisect.testing.histories import linear_history
 from tests.conftest import REPRO, invoke
 from tests.cpython_like import cpython_like_history
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from finbisect.search.stats import rate_interval
-from finbisect.testing.minipy import linear_history
+from finbisect.testing.histories import linear_history
 from tests.conftest import CliResult, Hunt, invoke
 
 

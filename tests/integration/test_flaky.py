@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from finbisect.testing.minipy import linear_history
+from finbisect.testing.histories import linear_history
+from finbisect.testing.minipy_trace import TRACE_ENV, max_concurrent_runs, read_trace
 from tests.conftest import GIL_MATCH, Hunt
 
 
@@ -50,7 +51,9 @@ def test_flaky_regression_is_found_with_its_confidence(
     assert len(steps) == len(data["steps"])  # one step per revision, visits summed
     assert sum(s["runs"] for s in data["steps"]) == data["runs"]
     assert "posterior |" in result.stdout
-    assert "assumes no false positives" in result.stdout
+    # auto checks the one-sided answer without assuming a silent good side
+    assert "symptom rate before the culprit" in result.stdout
+    assert data["p_before"]["estimate"] < 0.2 < data["p_after"]["estimate"]
 
 
 def test_fix_hunt_on_a_flaky_repro(tmp_path: Path, hunt: Hunt) -> None:
@@ -83,13 +86,25 @@ def test_bad_end_that_never_shows_the_symptom(tmp_path: Path, hunt: Hunt) -> Non
     assert "25 of 25 runs ok" in result.stderr
 
 
-def test_parallel_runs(tmp_path: Path, hunt: Hunt) -> None:
-    history = linear_history(tmp_path / "repo", commits=30, culprit=11, crash_percent=50)
+def test_parallel_runs(tmp_path: Path, hunt: Hunt, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every minipy run records its start and the start of its exit in the trace; a
+    # 20 ms exit delay keeps each run under way long enough for parallel ones to meet.
+    trace = tmp_path / "trace"
+    monkeypatch.setenv(TRACE_ENV, str(trace))
+    history = linear_history(
+        tmp_path / "repo", commits=30, culprit=11, crash_percent=50, slow_ms=20
+    )
     result = hunt(
         history.path, history.good, history.bad, "--parallel-runs", "4", "--confidence", "0.999"
     )
     assert result.exit_code == 0, result.stderr
-    assert _json(tmp_path)["culprit"]["sha"] == history.culprit
+    data = _json(tmp_path)
+    assert data["culprit"]["sha"] == history.culprit
+    events = read_trace(trace)
+    assert len([e for e in events if e.event == "start"]) == data["runs"]
+    # Sequential runs never overlap (each ends before the next starts): this fails
+    # if --parallel-runs is ignored.
+    assert max_concurrent_runs(events) >= 2
 
 
 def test_always_crashing_repro_costs_about_as_many_builds_as_classic(
@@ -104,3 +119,28 @@ def test_always_crashing_repro_costs_about_as_many_builds_as_classic(
     distinct = len(noisy["steps"])
     assert distinct <= len(classic["steps"]) + 1
     assert noisy["runs"] <= 6 * classic["runs"]
+
+
+def test_a_rare_race_made_frequent_is_found_by_its_rate_change(tmp_path: Path, hunt: Hunt) -> None:
+    """The symptom shows before the culprit too (5%), from it on at 50%: the good end's
+    symptom does not make the hunt refuse; it hunts for the change of rate."""
+    history = linear_history(
+        tmp_path / "repo", commits=40, culprit=23, crash_percent=50, crash_percent_before=5
+    )
+    result = hunt(history.path, history.good, history.bad, "--max-runs", "3000")
+    assert result.exit_code == 0, result.stderr
+    data = _json(tmp_path)
+    assert data["culprit"]["sha"] == history.culprit
+    assert data["confidence"] >= 0.95
+    before, after = data["p_before"], data["p_after"]
+    assert before["low"] <= before["estimate"] <= before["high"] < after["low"]
+    assert "symptom rate before the culprit" in result.stdout
+
+
+def test_ends_with_the_same_rate_are_refused(tmp_path: Path, hunt: Hunt) -> None:
+    history = linear_history(
+        tmp_path / "repo", commits=12, culprit=6, crash_percent=100, crash_percent_before=100
+    )
+    result = hunt(history.path, history.good, history.bad)
+    assert result.exit_code == 4
+    assert "never shows the symptom" in result.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finbisect.testing.minipy import GeneratedHistory, linear_history
+from finbisect.testing.histories import GeneratedHistory, linear_history
 from tests.conftest import REPRO, invoke
 
 # git bisect run's contract: 0 good, 125 skip, 1..127 bad. A crash (exit 134) must

@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 
 from finbisect.testing.demo import demo_history
-from finbisect.testing.minipy import (
-    DEFAULT_KNOBS,
-    GeneratedHistory,
-    HistoryBuilder,
-    linear_history,
-    merge_history,
+from finbisect.testing.histories import GeneratedHistory, linear_history, merge_history
+from finbisect.testing.minipy import DEFAULT_KNOBS, HistoryBuilder
+from finbisect.testing.minipy_trace import (
+    RANDOM_STATE_ENV,
+    TRACE_ENV,
+    TraceEvent,
+    max_concurrent_runs,
+    read_trace,
+    write_random_state,
 )
 
 FATAL_GIL = "Fatal Python error: pthread_mutex_destroy(gil_mutex) failed"
@@ -50,9 +53,15 @@ def script(tmp_path: Path) -> Path:
     return path
 
 
-def _run(python: Path, script: Path) -> subprocess.CompletedProcess[str]:
+def _run(python: Path, script: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """One run; `env` adds to the environment (which has the test's MINIPY_RANDOM_STATE)."""
     return subprocess.run(
-        [str(python), str(script)], capture_output=True, text=True, timeout=10, check=False
+        [str(python), str(script)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+        env={**os.environ, **env},
     )
 
 
@@ -139,22 +148,28 @@ def test_hang_symptom_keeps_three_processes_until_the_group_is_killed(
 ) -> None:
     history = linear_history(tmp_path / "repo", commits=2, culprit=1, symptom="hang")
     python = _build(history.path, history.bad)
+    trace = tmp_path / "trace"
 
     child = subprocess.Popen(
         [str(python), str(script)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        env={**os.environ, TRACE_ENV: str(trace)},
     )
     try:
-        with pytest.raises(subprocess.TimeoutExpired):
-            child.wait(timeout=1)
+        # Wait (boundedly) for the interpreter, child and grandchild to be there.
+        deadline = time.monotonic() + 30
+        while len(_group_members(child.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(_group_members(child.pid)) == 3  # interpreter, child, grandchild
+        assert child.poll() is None
+        assert [(e.event, e.detail) for e in read_trace(trace)][-1] == ("finalize", "hang")
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.communicate(timeout=10)
 
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while _group_members(child.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _group_members(child.pid) == set()
@@ -202,15 +217,101 @@ def test_flaky_crash_rate(tmp_path: Path, script: Path) -> None:
 
 
 def test_slow_exit(tmp_path: Path, script: Path) -> None:
+    """The slow revision sleeps its 300 ms at exit (it says so once it has); the fast one not."""
     history = linear_history(tmp_path / "repo", commits=2, culprit=1, symptom="slow", slow_ms=300)
-    fast = _build(history.path, history.good)
-    start = time.monotonic()
-    assert _run(fast, script).returncode == 0
-    assert time.monotonic() - start < 0.3
-    slow = _build(history.path, history.bad)
-    start = time.monotonic()
-    assert _run(slow, script).returncode == 0
-    assert time.monotonic() - start >= 0.3
+    fast_trace, slow_trace = tmp_path / "fast", tmp_path / "slow"
+    fast = _run(_build(history.path, history.good), script, **{TRACE_ENV: str(fast_trace)})
+    slow = _run(_build(history.path, history.bad), script, **{TRACE_ENV: str(slow_trace)})
+
+    assert fast.returncode == slow.returncode == 0
+    assert fast.stderr == slow.stderr == ""  # the trace goes to its file only
+    assert [(e.event, e.detail) for e in read_trace(fast_trace)] == [
+        ("start", ""),
+        ("finalize", "ok"),
+    ]
+    assert [(e.event, e.detail) for e in read_trace(slow_trace)] == [
+        ("start", ""),
+        ("delayed", "300"),
+        ("finalize", "ok"),
+    ]
+    assert "#define EXIT_SLOW_MS 300" in _git(history.path, "show", f"{history.bad}:config.h")
+    assert "#define EXIT_SLOW_MS 0" in _git(history.path, "show", f"{history.good}:config.h")
+
+
+def test_jitter_is_drawn_per_run_within_its_bounds(tmp_path: Path, script: Path) -> None:
+    history = linear_history(tmp_path / "repo", commits=2, culprit=1, slow_ms=5, jitter_ms=10)
+    python = _build(history.path, history.good)
+    trace = tmp_path / "trace"
+
+    for _ in range(20):
+        assert _run(python, script, **{TRACE_ENV: str(trace)}).returncode == 0
+
+    delays = [int(e.detail) for e in read_trace(trace) if e.event == "delayed"]
+    assert len(delays) == 20
+    assert all(5 <= d <= 15 for d in delays)
+    assert len(set(delays)) > 1
+
+
+def test_random_state_makes_runs_reproducible(tmp_path: Path, script: Path) -> None:
+    history = linear_history(tmp_path / "repo", commits=2, culprit=1, crash_percent=50)
+    python = _build(history.path, history.bad)
+
+    def codes(start: int, name: str, runs: int = 40) -> list[int]:
+        state = tmp_path / name
+        write_random_state(state, start)
+        codes = [
+            _run(python, script, **{RANDOM_STATE_ENV: str(state)}).returncode for _ in range(runs)
+        ]
+        assert state.read_text() == f"{(start + runs) % 2**64}\n"  # one number per run
+        return codes
+
+    first, again, other = codes(7, "a"), codes(7, "b"), codes(8, "c")
+    assert first == again
+    assert set(first) == {0, -signal.SIGABRT}
+    assert other[:-1] == first[1:]  # the stream starting one number later
+    assert codes(2**64 - 1, "d", runs=2)  # the counter wraps around
+
+
+def test_a_random_state_file_that_cannot_be_used_is_an_error(tmp_path: Path, script: Path) -> None:
+    history = linear_history(tmp_path / "repo", commits=2, culprit=1, crash_percent=50)
+    python = _build(history.path, history.bad)
+    missing_dir = tmp_path / "nowhere" / "state"
+
+    done = _run(python, script, **{RANDOM_STATE_ENV: str(missing_dir)})
+
+    assert done.returncode == 3
+    assert f"minipy: MINIPY_RANDOM_STATE={missing_dir}: No such file or directory" in done.stderr
+    # A missing file in an existing directory is simply created, starting at 0.
+    fresh = tmp_path / "fresh"
+    assert _run(python, script, **{RANDOM_STATE_ENV: str(fresh)}).returncode in (0, -6)
+    assert fresh.read_text() == "1\n"
+
+
+def test_trace_counts_overlapping_runs(tmp_path: Path, script: Path) -> None:
+    history = linear_history(tmp_path / "repo", commits=2, culprit=1)
+    python = _build(history.path, history.good)
+    trace = tmp_path / "trace"
+
+    for _ in range(3):
+        _run(python, script, **{TRACE_ENV: str(trace)})
+
+    events = read_trace(trace)
+    assert [e.event for e in events] == ["start", "finalize"] * 3
+    assert len({e.pid for e in events}) == 3
+    assert max_concurrent_runs(events) == 1
+
+
+def test_max_concurrent_runs() -> None:
+    def ev(event: str, pid: int, ns: int) -> TraceEvent:
+        return TraceEvent(event=event, pid=pid, ns=ns, detail="")
+
+    one_after_another = [ev("start", 1, 0), ev("finalize", 1, 5), ev("start", 2, 5)]
+    crossing = [ev("start", 1, 0), ev("start", 2, 3), ev("finalize", 1, 5), ev("finalize", 2, 9)]
+    assert max_concurrent_runs([]) == 0
+    assert max_concurrent_runs(one_after_another) == 1
+    assert max_concurrent_runs(crossing) == 2
+    # A run killed before it finalized counts until the end of the trace.
+    assert max_concurrent_runs([*crossing, ev("start", 3, 1)]) == 3
 
 
 def test_same_arguments_same_hashes(tmp_path: Path) -> None:
@@ -284,10 +385,7 @@ def test_merge_history_culprit_is_the_side_commit(tmp_path: Path, script: Path) 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> GeneratedHistory:
-    start = time.monotonic()
-    history = demo_history(tmp_path / "demo")
-    assert time.monotonic() - start < 3
-    return history
+    return demo_history(tmp_path / "demo")
 
 
 def test_demo_story(demo: GeneratedHistory, script: Path) -> None:

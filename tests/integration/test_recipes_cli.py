@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from finbisect.testing.minipy import linear_history
+from finbisect.testing.histories import linear_history
 from tests.conftest import REPRO, invoke
 
 

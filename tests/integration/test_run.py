@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from finbisect.testing.minipy import linear_history, merge_history
+from finbisect.testing.histories import linear_history, merge_history
 from tests.conftest import GIL_MATCH, Hunt, invoke
 
 

@@ -21,7 +21,7 @@ from finbisect.models import HuntKind, Slowdown, Verdict
 from finbisect.repo.gitrepo import UserRepo, locked_workspace
 from finbisect.runs.timing import Judgement, TimingConfig, TimingProbe, hunt_confidence
 from finbisect.search.strategy import AnswerStatus, ClassicBisection
-from finbisect.testing.minipy import GeneratedHistory, linear_history
+from finbisect.testing.histories import GeneratedHistory, linear_history
 from tests.conftest import REPRO, invoke
 
 

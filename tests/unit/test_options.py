@@ -32,7 +32,6 @@ CRASH_HUNT = {
     "max_runs": "500",
     "max_runs_per_revision": "50",
     "parallel_runs": "2",
-    "model": "two-sided",
     "first_parent": True,
     "verify": False,
     "ccache": False,
@@ -44,6 +43,7 @@ CPYTHON_BUILD = {
     "workarounds": ["2.7..3.3:CFLAGS=+-O1", "LDFLAGS=+-L/opt/lib"],
 }
 TIMING_HUNT = {"symptom": "slow", "threshold_percent": "12.5", "affinity": "0-1"}
+NOISY_HUNT = {"model": "two-sided", "confidence": "0.99"}
 DECLARED = {option.name: option for option in RUN_OPTIONS}
 
 
@@ -64,7 +64,7 @@ def _argv(tmp_path: Path, values: dict[str, object]) -> list[str]:
 
 
 def test_every_option_has_a_sample() -> None:
-    sampled = {*CRASH_HUNT, *CPYTHON_BUILD, *TIMING_HUNT}
+    sampled = {*CRASH_HUNT, *CPYTHON_BUILD, *TIMING_HUNT, *NOISY_HUNT}
     positional = {"repro", "repo", "good", "bad", "cache_dir"}
     assert sampled | positional == set(DECLARED)
 
@@ -80,8 +80,8 @@ def test_the_dataclass_and_the_declarations_agree() -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [{}, CRASH_HUNT, {**CRASH_HUNT, "build_cmd": None, **CPYTHON_BUILD}, TIMING_HUNT],
-    ids=["defaults", "crash", "cpython-build", "timing"],
+    [{}, CRASH_HUNT, {**CRASH_HUNT, "build_cmd": None, **CPYTHON_BUILD}, TIMING_HUNT, NOISY_HUNT],
+    ids=["defaults", "crash", "cpython-build", "timing", "noisy"],
 )
 def test_the_reproduce_line_parses_back_to_the_same_hunt(
     tmp_path: Path, values: dict[str, object]
@@ -110,12 +110,12 @@ def _changed(options: HuntOptions, name: str, text: object) -> HuntOptions:
     return dataclasses.replace(options, **changes)
 
 
-@pytest.mark.parametrize("name", sorted({*CRASH_HUNT, *CPYTHON_BUILD} - {"build_cmd"}))
+@pytest.mark.parametrize("name", sorted({*CRASH_HUNT, *CPYTHON_BUILD, *NOISY_HUNT} - {"build_cmd"}))
 def test_the_key_changes_with_exactly_the_options_that_change_an_answer(
     tmp_path: Path, name: str
 ) -> None:
     base = parse_run_line(_argv(tmp_path, {}))
-    value = {**CRASH_HUNT, **CPYTHON_BUILD}[name]
+    value = {**CRASH_HUNT, **CPYTHON_BUILD, **NOISY_HUNT}[name]
     changed = _changed(base, name, value)
     before = hunt_key(base, tmp_path, GOOD, BAD)
     after = hunt_key(changed, tmp_path, GOOD, BAD)

@@ -275,15 +275,22 @@ def test_budget_spent_lists_candidates_with_probabilities() -> None:
 
 
 def test_equal_rates_are_reported_inseparable() -> None:
-    """No change at all (0.3 everywhere): the hunt says so instead of naming a commit."""
+    """No change at all (0.3 everywhere): the hunt says so instead of naming a commit: the
+    good end shows the symptom as often as the bad one."""
     search = hunt(CandidateGraph.linear(64), 30, 0.3, 0.3, seed=5, max_runs=600)
     answer = search.answer()
-    assert answer.status is AnswerStatus.RATES_INSEPARABLE
+    assert answer.status in (AnswerStatus.RATES_INSEPARABLE, AnswerStatus.OLD_END_SHOWS_BUG_SIDE)
     assert answer.culprit is None
     (_, b_low, b_high), (_, a_low, a_high) = search.rates()
     assert b_low < 0.3 < b_high
     assert a_low < 0.3 < a_high
     assert search.runs_recorded < 600  # hopeless before the budget is spent
+
+
+def test_ends_that_show_the_symptom_alike_do_not_bracket_a_change() -> None:
+    search = hunt(CandidateGraph.linear(64), 30, 1.0, 1.0, seed=5)
+    assert search.answer().status is AnswerStatus.OLD_END_SHOWS_BUG_SIDE
+    assert search.runs_recorded <= 20
 
 
 def test_a_small_change_with_a_small_budget_is_inseparable() -> None:
@@ -320,9 +327,19 @@ def test_auto_switches_when_the_clean_end_shows_the_symptom() -> None:
     assert stats.correct
 
 
-def test_auto_stays_one_sided_without_clean_symptoms() -> None:
+def test_auto_checks_a_one_sided_answer_under_the_two_sided_model() -> None:
     graph = CandidateGraph.linear(64)
     search = AutoBisection(graph, bug_is_new=True)
+    stats = simulate_hunt(search, graph, culprit=40, p=0.4, bug_is_new=True, rng=random.Random(2))
+    assert search.switch is not None
+    assert search.switch.reason is Reason.CONFIRM
+    assert "checking the answer" in search.notes()[0]
+    assert stats.correct
+
+
+def test_auto_without_confirmation_stays_one_sided_without_clean_symptoms() -> None:
+    graph = CandidateGraph.linear(64)
+    search = AutoBisection(graph, bug_is_new=True, confirm=False)
     stats = simulate_hunt(search, graph, culprit=40, p=0.4, bug_is_new=True, rng=random.Random(2))
     assert search.switch is None
     assert stats.correct

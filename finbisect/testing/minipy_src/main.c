@@ -5,9 +5,11 @@
 #include <string.h>
 
 void py_finalize(void);
+void minipy_trace(const char *event, const char *fmt, ...);
 
 int main(int argc, char **argv)
 {
+    minipy_trace("start", "");
     const char *path = argc > 1 ? argv[1] : "";
     FILE *script = argc > 1 ? fopen(path, "r") : NULL;
     int err = argc > 1 ? errno : ENOENT;
