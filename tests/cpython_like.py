@@ -118,6 +118,13 @@ def cpython_like_history(
     for name in ("Makefile", "gil.c"):  # minipy's own build is not used here
         (files / name).unlink(missing_ok=True)
     (files / "Makefile.pre.in").write_text(MAKEFILE_PRE_IN)
+    (files / "Modules").mkdir(exist_ok=True)
+    if version >= (3, 12):  # the Makefile builds the shared modules (sharedmods)
+        (files / "Modules" / "Setup.stdlib.in").write_text("_heapq _heapqmodule.c\n")
+    else:  # setup.py does; Setup.dist offers a few modules to build in
+        (files / "Modules" / "Setup.dist").write_text(
+            "posix posixmodule.c\n#time timemodule.c # -lm # time operations\n"
+        )
     (files / "main.c").write_text(MAIN_C)
     (files / ".gitignore").write_text(
         "python\nMakefile\nconfig.args\nconfig.env\nconfig.cache\n.configure-*\n*.log\n*.o\n"

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from finbisect.build.modules import import_statements
 from finbisect.runs import proc
 
 __all__ = ["cause_in_log", "check_interpreter", "top_level_imports"]
@@ -34,7 +35,6 @@ else:
     sys.stdout.write("finbisect-check-ok\\n")
 sys.stdout.flush()
 """
-_IMPORT = re.compile(r"^import\s+([\w.]+(?:\s*,\s*[\w.]+)*)|^from\s+([\w.]+)\s+import\b", re.M)
 _MISSING = re.compile(r"No module named '?([\w.]+)'?")
 _FAILED_MARK = "finbisect-check-failed "
 _OK_MARK = "finbisect-check-ok"
@@ -48,13 +48,7 @@ def top_level_imports(repro_text: str) -> tuple[str, ...]:
     and relative imports are the repro's own: neither is required of a build.
     Read as text, so Python 2 repros are read too.
     """
-    names: list[str] = []
-    for plain, source in _IMPORT.findall(repro_text):
-        if plain:
-            names += [part.strip().split(" as ")[0] for part in plain.split(",")]
-        elif not source.startswith("."):
-            names.append(source)
-    return tuple(dict.fromkeys(name for name in names if name and name != "__future__"))
+    return tuple(import_statements(repro_text, top_level=True))
 
 
 def check_interpreter(

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from finbisect.build import cpython
 from finbisect.build.check import top_level_imports
 from finbisect.build.cpython import Workaround
+from finbisect.build.modules import needs_extension_modules, needs_test_modules
 from finbisect.models import Flavour
 
 __all__ = ["BuildConfig", "BuildResult", "find_ccache"]
@@ -61,8 +61,8 @@ class BuildConfig:
         texts = [path.read_text(errors="replace") for path in repros]
         return replace(
             self,
-            test_modules=any(cpython.needs_test_modules(text) for text in texts),
-            extension_modules=any(cpython.needs_extension_modules(text) for text in texts),
+            test_modules=any(needs_test_modules(text) for text in texts),
+            extension_modules=any(needs_extension_modules(text) for text in texts),
             required_modules=tuple(
                 sorted({name for text in texts for name in top_level_imports(text)})
             ),

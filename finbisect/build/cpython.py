@@ -3,19 +3,19 @@
 - the revision's version, read from Include/patchlevel.h;
 - the configure flags each flavour needs, and whether the revision's
   configure script knows them;
-- the make targets that give an interpreter able to run a repro;
-- the small table of workarounds that let 2.7 and 3.1-3.4 era trees build
-  with a current toolchain (GCC 12+, glibc 2.36), which users extend with
-  `--workaround`.
+- the make targets that give an interpreter able to run a repro, and the
+  Setup.local that builds in what it needs (modules.py);
+- the table of workarounds for old trees on a current toolchain (empty until a
+  real tree needs one), which users extend with `--workaround`.
 """
 
 from __future__ import annotations
 
-import ast
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from finbisect.build.modules import setup_local
 from finbisect.errors import UsageError
 from finbisect.models import Flavour
 
@@ -24,8 +24,6 @@ __all__ = [
     "BuildPlan",
     "Version",
     "Workaround",
-    "needs_extension_modules",
-    "needs_test_modules",
     "parse_version",
     "parse_workaround",
     "plan_build",
@@ -52,40 +50,6 @@ _FLAVOUR_ENV: dict[Flavour, tuple[tuple[str, str], ...]] = {
 # Flags that only save time, passed when the revision's configure knows them.
 _TIME_SAVERS = {"--without-ensurepip": "with_ensurepip"}
 _TEST_MODULES_FLAG = ("--disable-test-modules", "enable_test_modules")
-_TEST_MODULE_IMPORT = re.compile(r"\b_test\w*capi\b|\b_testmultiphase\b|\b_testbuffer\b")
-
-
-def needs_test_modules(repro_text: str) -> bool:
-    """Does the repro import one of the test extension modules (_testcapi & co.)?"""
-    return _TEST_MODULE_IMPORT.search(repro_text) is not None
-
-
-# Modules that import with no extension module built (3.12+: only the built-in
-# ones, from `make python platform`), checked on a real 3.13 build; the ones a
-# finalization repro uses. Anything else, or imports we cannot see, builds them all.
-_CORE_MODULE_NAMES = """
-    __future__ _thread abc atexit builtins codecs collections contextlib copy errno
-    faulthandler functools gc io itertools linecache logging operator os queue re sched
-    signal stat string sys textwrap threading time traceback types typing warnings weakref
-"""
-CORE_MODULES = frozenset(_CORE_MODULE_NAMES.split())
-# Code the import statements do not show: dynamic imports, child interpreters.
-_HIDDEN_IMPORTS = re.compile(r"__import__|import_module|\bexec\(|sys\.executable")
-
-
-def needs_extension_modules(repro_text: str) -> bool:
-    """Does the repro need more than the built-in modules (see CORE_MODULES)?"""
-    try:
-        tree = ast.parse(repro_text)
-    except (SyntaxError, ValueError):
-        return True  # Python 2 syntax, say: we cannot tell, so build everything
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.partition(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imported.add(node.module.partition(".")[0])
-    return bool(imported - CORE_MODULES) or _HIDDEN_IMPORTS.search(repro_text) is not None
 
 
 @dataclass(frozen=True, order=True)
@@ -115,8 +79,10 @@ def parse_version(patchlevel_h: str) -> Version | None:
 class Workaround:
     """A known breakage of old trees on a current toolchain, and what fixes it.
 
-    `env` entries are given to configure (and make); a value starting with
-    "+" is appended to whatever the variable already holds.
+    `env` entries are given to configure as its arguments (`./configure NAME=VALUE`,
+    which configure records in the Makefile), never through the environment, where
+    they would reach setup.py's link lines and change what configure detects; a
+    value starting with "+" is appended to the variable's value in our environment.
     """
 
     name: str
@@ -133,34 +99,14 @@ class Workaround:
         )
 
 
-# The documented table (README "Old revisions"). Keep it small: each entry a
-# real, observed breakage with the smallest fix.
-WORKAROUNDS: tuple[Workaround, ...] = (
-    Workaround(
-        name="fcommon",
-        high=Version(3, 9),
-        env=(("CFLAGS", "+-fcommon"),),
-        hint="GCC 10+ defaults to -fno-common; old trees define globals in headers",
-    ),
-    Workaround(
-        name="machdep",
-        high=Version(3, 3),
-        env=(("MACHDEP", "linux2"),),
-        hint="configure derives MACHDEP from the kernel (linux6); old trees expect linux2",
-    ),
-    Workaround(
-        name="implicit-declarations",
-        high=Version(3, 6),
-        env=(("CFLAGS", "+-Wno-error=implicit-function-declaration -Wno-error=implicit-int"),),
-        hint="GCC 14 makes C89-isms errors",
-    ),
-    Workaround(
-        name="multiarch",
-        high=Version(3, 3),
-        env=(("LDFLAGS", "+-L/usr/lib/x86_64-linux-gnu"),),
-        hint="setup.py before 3.3 does not search multiarch library directories",
-    ),
-)
+# The built-in table (README "Old revisions"): each entry a breakage observed on a
+# real tree with this machine's toolchain, and the smallest fix. Empty: CPython
+# 2.7.18, 3.9.2, 3.13.5 and 3.13.15 build with GCC 12 and glibc 2.36 as they are.
+# The entries an earlier finbisect carried (-fcommon, -Wno-error=implicit-*, a
+# multiarch -L, MACHDEP=linux2) were not needed there, and MACHDEP in configure's
+# environment broke 2.7 (configure stops asking uname: LDSHARED=ld, and every
+# setup.py module fails to link). Users add entries with --workaround.
+WORKAROUNDS: tuple[Workaround, ...] = ()
 
 
 def parse_workaround(spec: str) -> Workaround:
@@ -192,9 +138,10 @@ class BuildPlan:
     """How to build one revision: configure flags and env, then make targets."""
 
     version: Version | None
-    configure_flags: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]  # extra environment for configure and make
+    configure_flags: tuple[str, ...]  # the workarounds' NAME=VALUE arguments included
+    env: tuple[tuple[str, str], ...]  # extra environment for configure and make (flavours)
     make_targets: tuple[str, ...]  # empty: make's default target
+    setup_local: str = ""  # Modules/Setup.local to write before configure ("" leaves it)
     workarounds: tuple[str, ...] = field(default=())  # names, for the report and hints
 
 
@@ -213,12 +160,18 @@ def plan_build(
     configure_text: str,
     makefile_text: str,
     patchlevel_text: str,
+    setup_texts: Mapping[str, str],
     test_modules: bool,
     extension_modules: bool,
     extra_flags: Sequence[str] = (),
     user_workarounds: Iterable[Workaround] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> BuildPlan:
-    """The configure flags, environment and make targets for one revision."""
+    """The configure flags, environment and make targets for one revision.
+
+    `setup_texts`: the revision's `Modules/Setup*` files by path; `environ`: the
+    environment a "+VALUE" workaround appends to.
+    """
     version = parse_version(patchlevel_text)
     flags = list(_FLAVOUR_FLAGS[flavour][0])
     flags += [
@@ -230,37 +183,50 @@ def plan_build(
         flags.append(flag)
     flags += extra_flags
     applied = [w for w in (*WORKAROUNDS, *user_workarounds) if w.applies(version)]
-    env: dict[str, str] = {}
-    settings = [*_FLAVOUR_ENV.get(flavour, ()), *(pair for w in applied for pair in w.env)]
-    for name, value in settings:
-        if value.startswith("+"):
-            env[name] = f"{env[name]} {value[1:]}" if name in env else f"+{value[1:]}"
-        else:
-            env[name] = value
+    flags += _configure_variables(applied, environ or {})
+    everything = extension_modules or test_modules
+    targets, local = _make_targets(makefile_text, setup_texts, everything=everything)
     return BuildPlan(
         version=version,
         configure_flags=tuple(flags),
-        env=tuple(sorted(env.items())),
-        make_targets=_make_targets(
-            version, makefile_text, extension_modules=extension_modules or test_modules
-        ),
+        env=_FLAVOUR_ENV.get(flavour, ()),
+        make_targets=targets,
+        setup_local=local,
         workarounds=tuple(w.name for w in applied),
     )
 
 
-def _make_targets(
-    version: Version | None, makefile_text: str, *, extension_modules: bool
-) -> tuple[str, ...]:
-    """What to build: the interpreter, its platform files, its extension modules if needed.
+def _configure_variables(applied: Sequence[Workaround], environ: Mapping[str, str]) -> list[str]:
+    """NAME=VALUE arguments for configure; "+VALUE" appends to the environment's value."""
+    values: dict[str, str] = {}
+    for name, value in (pair for w in applied for pair in w.env):
+        if value.startswith("+"):
+            base = values.get(name, environ.get(name, ""))
+            values[name] = f"{base} {value[1:]}".strip()
+        else:
+            values[name] = value
+    return [f"{name}={value}" for name, value in values.items()]
 
-    From 3.12 every module the probe needs (time, _thread, _signal, faulthandler,
-    posix) is built in, and extension modules are built by the Makefile, so
-    `python platform` is enough unless the repro imports more (`sharedmods`, about
-    a quarter of a 3.13 build). Test programs, gdb hooks and scripts are never built.
-    Before 3.12, setup.py builds modules as part of the default target, which is
-    therefore what we ask for.
+
+def _make_targets(
+    makefile_text: str, setup_texts: Mapping[str, str], *, everything: bool
+) -> tuple[tuple[str, ...], str]:
+    """(make targets, Setup.local): the interpreter and its platform files, with the core
+    C modules built in (modules.setup_local); every extension module only when needed.
+
+    Decided from the revision's files: `platform` in Makefile.pre.in, and whether the
+    Makefile builds the shared modules (`sharedmods` with Setup.stdlib.in, 3.12+) or
+    setup.py does (then only make's default target builds them). Test programs, gdb
+    hooks and scripts are never built.
     """
     has = {t for t in ("platform", "sharedmods") if re.search(rf"^{t}:", makefile_text, re.M)}
-    if version is not None and version >= Version(3, 12) and has == {"platform", "sharedmods"}:
-        return ("python", "platform", *(("sharedmods",) if extension_modules else ()))
-    return ()
+    makefile_builds_modules = "sharedmods" in has and any(
+        name.endswith("Setup.stdlib.in") for name in setup_texts
+    )
+    if everything:
+        if makefile_builds_modules and "platform" in has:
+            return ("python", "platform", "sharedmods"), ""
+        return (), ""
+    if "platform" not in has:
+        return (), ""
+    return ("python", "platform"), setup_local(setup_texts)

@@ -28,6 +28,7 @@ __all__ = ["CONFIGURE_INPUTS", "build_cpython"]
 CONFIGURE_INPUTS = ["configure", "Makefile.pre.in", "pyconfig.h.in", "Modules/Setup*"]
 _CONFIGURE_CACHE_SECONDS = 24 * 3600  # how long configure's cached results are trusted
 
+_OURS = "# finbisect:"  # how the Setup.local we write begins
 Env = Callable[[dict[str, str]], dict[str, str]]  # the build environment with these additions
 
 
@@ -51,12 +52,20 @@ def build_cpython(
         configure_text=configure.read_text(errors="replace"),
         makefile_text=_read(tree / "Makefile.pre.in"),
         patchlevel_text=_read(tree / "Include" / "patchlevel.h"),
+        setup_texts=_setup_files(workspace, sha),
         test_modules=config.test_modules,
         extension_modules=config.extension_modules,
         extra_flags=config.configure_flags,
         user_workarounds=config.workarounds,
+        environ=os.environ,
     )
     env = env_for(dict(plan.env))
+    # Before configure, which runs makesetup over it (make reruns it when it changes).
+    local = tree / "Modules" / "Setup.local"
+    if plan.setup_local:
+        local.write_text(plan.setup_local)
+    elif local.is_file() and local.read_text().startswith(_OURS):
+        local.unlink()  # ours, from another plan: back to the tree's own
     if ccache is not None:
         env["CC"] = f"{ccache} {env.get('CC', 'gcc' if shutil.which('gcc') else 'cc')}"
     # configure's inputs: compared with the tree's stamp, and the key of its cached results
@@ -65,6 +74,7 @@ def build_cpython(
             "flags": list(plan.configure_flags),
             "env": {k: env[k] for k in sorted({*dict(plan.env), "CC"}) if k in env},
             "inputs": workspace.blob_ids(sha, CONFIGURE_INPUTS),
+            "setup_local": plan.setup_local,
         }
     )
     stamp = tree.with_name(tree.name + ".configured.json")
@@ -148,6 +158,16 @@ def _configure(
         shutil.copyfile(local, staging)
         staging.replace(shared)  # atomic: a concurrent hunt reads all or nothing
     return failure
+
+
+def _setup_files(workspace: Workspace, sha: str) -> dict[str, str]:
+    """The revision's Modules/Setup* files, by path."""
+    texts = {}
+    for path in workspace.blob_ids(sha, ["Modules/Setup*"]):
+        text = workspace.show(sha, path)
+        if text is not None:
+            texts[path] = text
+    return texts
 
 
 def _read(path: Path) -> str:

@@ -178,7 +178,7 @@ def test_tsan_flavour_configures_with_the_sanitizer(
     )
 
 
-def test_old_versions_get_the_toolchain_workarounds(
+def test_old_versions_get_their_core_modules_built_in_and_the_workarounds_as_arguments(
     tmp_path: Path, repro: Path, cache: Path
 ) -> None:
     history = cpython_like_history(tmp_path / "repo", commits=4, culprit=2, version=(2, 7))
@@ -188,11 +188,16 @@ def test_old_versions_get_the_toolchain_workarounds(
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     (tree,) = _build_trees(cache)
-    env = (tree / "config.env").read_text()
-    assert "-fcommon" in env
-    assert "-DMINE" in env
-    assert "NOT_MINE" not in env
-    assert "MACHDEP=linux2" in env
+    args = (tree / "config.args").read_text()
+    assert "CFLAGS=" in args
+    assert "-DMINE" in args
+    assert "NOT_MINE" not in args
+    assert "MACHDEP=\n" in (tree / "config.env").read_text()  # never in configure's environment
+    # Only the interpreter, with time built in from Setup.dist's commented-out line.
+    assert (tree / "Modules" / "Setup.local").read_text().splitlines()[1:] == [
+        "time timemodule.c -lm"
+    ]
+    assert set((tree / "targets.log").read_text().split()) == {"platform"}
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,16 @@ import pytest
 
 from finbisect.build.cpython import (
     Version,
-    needs_extension_modules,
-    needs_test_modules,
     parse_version,
     parse_workaround,
     plan_build,
     unsupported_reason,
+)
+from finbisect.build.modules import (
+    builtin_modules,
+    needs_extension_modules,
+    needs_test_modules,
+    setup_local,
 )
 from finbisect.errors import UsageError
 from finbisect.models import Flavour
@@ -22,6 +26,26 @@ CONFIGURE_313 = "with_pydebug with_ensurepip enable_test_modules with_address_sa
 CONFIGURE_27 = "with_pydebug with_address_sanitizer"
 MAKEFILE_312 = "all: build_all\nplatform: pybuilddir.txt\nsharedmods: $(SHAREDMODS)\n"
 MAKEFILE_27 = "all: build_all\nplatform: $(BUILDPYTHON)\nsharedmods: $(BUILDPYTHON)\n"
+# Excerpts of real Setup files: 3.13 builds the core in (and shared modules with the
+# Makefile); 2.7.18's Setup.dist offers time & co. as commented-out lines.
+SETUP_313 = {
+    "Modules/Setup.bootstrap.in": "_collections _collectionsmodule.c\ntime timemodule.c\n",
+    "Modules/Setup.stdlib.in": "*@MODULE_BUILDTYPE@*\n@MODULE__HEAPQ_TRUE@_heapq _heapqmodule.c\n",
+}
+SETUP_27 = {
+    "Modules/Setup.dist": (
+        "# The modules listed here\n"
+        "posix posixmodule.c\t\t# posix (UNIX) system calls\n"
+        "_weakref _weakref.c\n"
+        "#time timemodule.c # -lm # time operations and variables\n"
+        "#operator operator.c\t# operator.add() and similar goodies\n"
+        "#_collections _collectionsmodule.c # Container types\n"
+        "#_heapq _heapqmodule.c\t\t# Heapq type\n"
+        "#cStringIO cStringIO.c\n"
+        "*shared*\n"
+        "spam spammodule.c\n"
+    ),
+}
 
 
 def _patchlevel(major: int, minor: int, micro: int = 0) -> str:
@@ -53,6 +77,7 @@ def test_flavour_flags(flavour: Flavour, flags: tuple[str, ...]) -> None:
         configure_text=CONFIGURE_313,
         makefile_text=MAKEFILE_312,
         patchlevel_text=_patchlevel(3, 13),
+        setup_texts=SETUP_313,
         test_modules=False,
         extension_modules=True,
     )
@@ -81,10 +106,12 @@ def test_only_the_modules_the_repro_needs_are_built(
         configure_text=CONFIGURE_313,
         makefile_text=MAKEFILE_312,
         patchlevel_text=_patchlevel(3, 13),
+        setup_texts=SETUP_313,
         test_modules=test_modules,
         extension_modules=extension_modules,
     )
     assert plan.make_targets == targets
+    assert plan.setup_local == ""  # 3.13 builds every core module in
 
 
 @pytest.mark.parametrize(
@@ -101,23 +128,49 @@ def test_flavour_support(flavour: Flavour, configure: str, supported: bool) -> N
     assert (unsupported_reason(flavour, configure) is None) is supported
 
 
-def test_old_trees_build_the_default_target_with_workarounds() -> None:
+def test_a_27_tree_builds_its_core_modules_in_and_only_the_interpreter() -> None:
     plan = plan_build(
         flavour=Flavour.PYDEBUG,
         configure_text=CONFIGURE_27,
         makefile_text=MAKEFILE_27,
-        patchlevel_text=_patchlevel(2, 7, 8),
+        patchlevel_text=_patchlevel(2, 7, 18),
+        setup_texts=SETUP_27,
         test_modules=False,
         extension_modules=False,
         user_workarounds=[parse_workaround("2.7..2.8:CFLAGS=+-O0"), parse_workaround("X=1")],
+        environ={"CFLAGS": "-g"},
     )
-    assert plan.make_targets == ()  # setup.py builds the modules as part of `all`
-    env = dict(plan.env)
-    assert env["MACHDEP"] == "linux2"
-    assert env["CFLAGS"].startswith("+-fcommon")
-    assert env["CFLAGS"].endswith("-O0")
-    assert env["X"] == "1"
-    assert "fcommon" in plan.workarounds
+    assert plan.make_targets == ("python", "platform")
+    assert plan.setup_local.splitlines()[1:] == [
+        "time timemodule.c -lm",
+        "_collections _collectionsmodule.c",
+        "operator operator.c",
+        "cStringIO cStringIO.c",
+    ]  # _heapq has a pure-Python fallback; posix and _weakref are built in already
+    # Workarounds are configure's arguments, never its environment (2.7's setup.py
+    # would put them on its link lines); "+" appends to the user's value.
+    assert plan.configure_flags[-2:] == ("CFLAGS=-g -O0", "X=1")
+    assert plan.env == ()
+    assert plan.workarounds == ("user:2.7..2.8:CFLAGS=+-O0", "user:X=1")
+
+
+def test_a_27_repro_needing_more_builds_everything_with_setup_py() -> None:
+    plan = plan_build(
+        flavour=Flavour.RELEASE,
+        configure_text=CONFIGURE_27,
+        makefile_text=MAKEFILE_27,
+        patchlevel_text=_patchlevel(2, 7, 18),
+        setup_texts=SETUP_27,
+        test_modules=False,
+        extension_modules=True,
+    )
+    assert (plan.make_targets, plan.setup_local) == ((), "")
+
+
+def test_builtin_modules_stop_at_the_shared_marker() -> None:
+    assert builtin_modules(SETUP_27) == {"posix", "_weakref"}
+    assert builtin_modules(SETUP_313) == {"_collections", "time"}
+    assert setup_local(SETUP_313) == ""
 
 
 def test_workaround_ranges() -> None:
@@ -149,7 +202,8 @@ def test_test_module_detection(text: str, needed: bool) -> None:
         ("import subprocess", True),
         ("import os\nos.system(sys.executable + ' -c pass')", True),  # a child's imports
         ("import importlib\nimportlib.import_module('x')", True),
-        ("print 'python 2'", True),  # cannot parse: build everything
+        ("print 'python 2'\nimport thread, time", False),  # Python 2 repros are read too
+        ("import threading as t, Queue", True),
         ("import _testcapi", True),
     ],
 )
