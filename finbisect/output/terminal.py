@@ -23,6 +23,7 @@ from finbisect.links import bpo_url, commit_url, gh_issue_url, issue_refs
 from finbisect.models import Commit, Rate, Result, Step, Verdict
 from finbisect.output.style import VERDICT_STYLE, clock, fancy
 from finbisect.recipes.catalog import Recipe
+from finbisect.recipes.measured import format_measurements
 
 __all__ = [
     "compare_to_json",
@@ -232,6 +233,7 @@ def format_recipe(recipe: Recipe) -> str:
     out += [f"gh-{n}: {gh_issue_url(n)}" for n in links.gh]
     out += [f"commit: {commit_url(c)}" for c in links.commits]
     out += [f"source: {s}" for s in links.sources]
+    out += format_measurements(recipe.measured, recipe.not_measured)
     for number, hunt in enumerate(recipe.hunts, 1):
         culprit = f", culprit {hunt.culprit[:12]}" if hunt.culprit else ""
         out.append(f"hunt {number}: {hunt.kind.value}, good {hunt.good}, bad {hunt.bad}{culprit}")

@@ -18,6 +18,7 @@ from typing import Any
 
 from finbisect.errors import UsageError
 from finbisect.models import Flavour, HuntKind, OutcomeKind
+from finbisect.recipes.measured import Measurement, parse_measurement
 
 __all__ = [
     "SYMPTOM_KINDS",
@@ -47,6 +48,8 @@ _TOP_KEYS = {
     "build_flags",
     "links",
     "hunt",
+    "measured",
+    "not_measured",
 }
 _REQUIRED = ("id", "title", "description", "repro", "symptom", "timeout", "flavour")
 _LINK_KEYS = {"bpo", "gh", "commits", "sources"}
@@ -84,6 +87,8 @@ class Recipe:
     build_flags: tuple[str, ...] = ()
     links: RecipeLinks = RecipeLinks()
     hunts: tuple[RecipeHunt, ...] = ()
+    measured: tuple[Measurement, ...] = ()  # runs on real builds
+    not_measured: str = ""  # what could not be measured here, and why
     path: Path | None = None  # the TOML file
 
 
@@ -252,6 +257,14 @@ def load_recipe(path: str | Path) -> Recipe:
     if not isinstance(raw_hunts, list):
         raise check.fail("hunt must be an array of tables ([[hunt]])")
     hunts = tuple(_hunt(check, raw, i) for i, raw in enumerate(raw_hunts))
+    raw_measured = data.get("measured", [])
+    if not isinstance(raw_measured, list):
+        raise check.fail("measured must be an array of tables ([[measured]])")
+    measured = tuple(
+        parse_measurement(raw, f"recipe {path}: measured[{i}]")
+        for i, raw in enumerate(raw_measured)
+    )
+    not_measured = check.string(data.get("not_measured", ""), "not_measured", empty=True).strip()
 
     return Recipe(
         id=recipe_id,
@@ -265,6 +278,8 @@ def load_recipe(path: str | Path) -> Recipe:
         build_flags=build_flags,
         links=links,
         hunts=hunts,
+        measured=measured,
+        not_measured=not_measured,
         path=path,
     )
 
@@ -342,5 +357,7 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, object]:
             }
             for hunt in recipe.hunts
         ],
+        "measured": [m.to_toml_table() for m in recipe.measured],
+        "not_measured": recipe.not_measured,
         "path": str(recipe.path) if recipe.path is not None else None,
     }

@@ -12,6 +12,7 @@ import pytest
 
 from finbisect.errors import UsageError
 from finbisect.models import HuntKind, OutcomeKind
+from finbisect.output.terminal import format_recipe
 from finbisect.recipes.catalog import (
     Recipe,
     bundled_recipes_dir,
@@ -212,3 +213,50 @@ def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
 def test_missing_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not found"):
         load_all(tmp_path / "absent")
+
+
+MEASURED = """
+not_measured = "3.2 trees cannot be built here"
+
+[[measured]]
+version = "2.7.18"
+flavour = "release"
+tree = "py27 main 0123456789"
+runs = 20
+symptoms = 20
+kinds = { hang = 20 }
+signature = "deadlocked: main thread in lock_PyThread_acquire_lock"
+date = "2026-12-02"
+"""
+
+
+def test_measured_rows_are_read_and_shown(tmp_path: Path) -> None:
+    recipe = load_recipe(_write(tmp_path, GOOD.replace("[links]", MEASURED + "\n[links]")))
+    (row,) = recipe.measured
+    assert (row.version, row.runs, row.symptoms, dict(row.kinds)) == (
+        "2.7.18",
+        20,
+        20,
+        {"hang": 20},
+    )
+    assert recipe.not_measured == "3.2 trees cannot be built here"
+    shown = format_recipe(recipe)
+    assert "2.7.18   release   20/20" in shown
+    assert "not measured: 3.2 trees cannot be built here" in shown
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (("hang = 20", "hang = 19"), "kinds add up to 19, not 20 runs"),
+        (("symptoms = 20", "symptoms = 21"), "0 <= symptoms <= runs"),
+        (('flavour = "release"', 'flavour = "fast"'), "'fast' is not a valid Flavour"),
+        (('date = "2026-12-02"', 'date = "yesterday"'), "Invalid isoformat"),
+    ],
+)
+def test_bad_measured_rows_are_refused(
+    tmp_path: Path, change: tuple[str, str], problem: str
+) -> None:
+    text = GOOD.replace("[links]", MEASURED.replace(*change) + "\n[links]")
+    with pytest.raises(UsageError, match=re.escape(problem)):
+        load_recipe(_write(tmp_path, text))
