@@ -115,10 +115,16 @@ def _run_and_report(
     finally:
         progress.close()
     print_report(result)
-    if json_path is not None:
-        write_json(json_path, result.to_json())
-    if markdown_path is not None:
-        markdown_path.write_text(result_markdown(result, machine_facts()))
+    try:
+        if json_path is not None:
+            write_json(json_path, result.to_json())
+        if markdown_path is not None:
+            markdown_path.write_text(result_markdown(result, machine_facts()))
+    except OSError as exc:  # checked before the hunt, yet gone (a full disk, say)
+        raise UsageError(
+            f"cannot write {exc.filename or 'the result'}: {exc.strerror}; the result is "
+            "printed above"
+        ) from None
     return ExitCode.OK if result.culprit is not None else ExitCode.INCONCLUSIVE
 
 

@@ -23,10 +23,10 @@ from finbisect.build.builder import BuildConfig, Builder, BuildResult
 from finbisect.build.cache import (
     RECENT_USE_SECONDS,
     BuildCache,
-    forget_in_use,
     split_cache_size,
 )
 from finbisect.errors import BuildError, GitError
+from finbisect.hunt.claim import claim, scratch_dir
 from finbisect.hunt.compare_options import CompareItem, CompareOptions
 from finbisect.hunt.session import check_cache_dir
 from finbisect.models import Commit, RunClass
@@ -116,8 +116,7 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
     a, b = user.resolve(options.a), user.resolve(options.b)
     if a == b:
         raise GitError(f"A and B are the same commit ({a[:12]})")
-    with locked_workspace(options.cache_dir, user) as workspace:
-        forget_in_use(workspace.root)  # a list left by a comparison that died
+    with locked_workspace(options.cache_dir, user) as workspace, claim(workspace, progress):
         progress("fetch")
         workspace.refresh([a, b])
         logs = workspace.root / "compares" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -138,6 +137,7 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
                     shas=(a, b),
                     needed=needed,
                     logs=logs,
+                    scratch=scratch_dir(workspace),
                     progress=progress,
                 )
             )
@@ -211,11 +211,16 @@ def _compare_item(
     shas: tuple[str, str],
     needed: int,
     logs: Path,
+    scratch: Path,
     progress: Callable[[str], None],
 ) -> CompareRow:
     probe = Probe(
         ProbeConfig(
-            repro=item.repro, timeout=item.timeout, symptoms=item.symptoms, match=item.match
+            repro=item.repro,
+            timeout=item.timeout,
+            symptoms=item.symptoms,
+            match=item.match,
+            scratch=scratch,
         ),
         logs / _safe(item.name),
     )

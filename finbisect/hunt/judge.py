@@ -81,7 +81,7 @@ class Judge(Protocol):
 class RunJudge:
     """Runs the repro and classifies every run (the probe contract)."""
 
-    def __init__(self, options: HuntOptions, logs: Path) -> None:
+    def __init__(self, options: HuntOptions, logs: Path, scratch: Path | None = None) -> None:
         self.options = options
         self.probe = Probe(
             ProbeConfig(
@@ -90,6 +90,7 @@ class RunJudge:
                 symptoms=options.symptom_kinds,
                 match=options.match_pattern,
                 parallel=options.parallel_runs,
+                scratch=scratch,
             ),
             logs,
         )
@@ -215,5 +216,5 @@ class TimingJudge:
         )
 
 
-def make_judge(options: HuntOptions, logs: Path) -> RunJudge | TimingJudge:
-    return TimingJudge(options, logs) if options.slow else RunJudge(options, logs)
+def make_judge(options: HuntOptions, logs: Path, scratch: Path) -> RunJudge | TimingJudge:
+    return TimingJudge(options, logs) if options.slow else RunJudge(options, logs, scratch)

@@ -19,7 +19,6 @@ from finbisect.build.builder import Builder, BuildResult
 from finbisect.build.cache import (
     RECENT_USE_SECONDS,
     BuildCache,
-    forget_in_use,
     split_cache_size,
 )
 from finbisect.errors import (
@@ -31,6 +30,7 @@ from finbisect.errors import (
     MachineError,
     UsageError,
 )
+from finbisect.hunt.claim import claim, scratch_dir
 from finbisect.hunt.judge import Judge, Judged, make_judge
 from finbisect.hunt.options import HuntOptions, hunt_key, reproduce_command
 from finbisect.hunt.progress import Progress
@@ -64,8 +64,10 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
     good, bad = user.resolve(options.good), user.resolve(options.bad)
     if good == bad:
         raise GitError(f"--good and --bad are the same commit ({good[:12]})")
-    with locked_workspace(options.cache_dir, user) as workspace:
-        forget_in_use(workspace.root)  # a list left by a hunt that died
+    with (
+        locked_workspace(options.cache_dir, user) as workspace,
+        claim(workspace, progress.note),
+    ):
         progress.activity("fetch")
         workspace.refresh([good, bad])
         hunt = workspace.plan(good, bad, first_parent=options.first_parent)
@@ -91,7 +93,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         for end, sha in (("--good", good), ("--bad", bad)):
             if (reason := builder.unsupported(sha)) is not None:
                 raise BuildError(f"{end} {sha[:12]} cannot be built: {reason}")
-        judge = make_judge(options, state.directory)
+        judge = make_judge(options, state.directory, scratch_dir(workspace))
         loop = _HuntLoop(
             hunt=hunt, workspace=workspace, builder=builder, judge=judge, progress=progress,
             state=state,
@@ -106,16 +108,16 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             loop.run()
         except KeyboardInterrupt:
             # proc has already killed the running children's process groups.
-            state.end("interrupted", "interrupted")
+            state.end_quietly("interrupted", "interrupted")
             raise HuntInterruptedError(
                 f"interrupted; nothing left running, builds and clone kept in {workspace.root}. "
                 f"Run again: {again}"
             ) from None
         except MachineError as exc:  # not the revisions' fault: resumable once mended
-            state.end("interrupted", exc.message)
+            state.end_quietly("interrupted", exc.message)
             raise
         except FinbisectError as exc:
-            state.end("failed", exc.message)
+            state.end_quietly("failed", exc.message)
             raise
         # Keep the cache within bounds, never evicting what this hunt used nor what a
         # concurrent hunt may be running.

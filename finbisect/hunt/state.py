@@ -9,13 +9,14 @@ command continues an interrupted hunt, and a changed command starts afresh.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finbisect.errors import UsageError
+from finbisect.errors import MachineError, UsageError
 from finbisect.models import SchemaError, Step, Verdict, check_version
 
 __all__ = [
@@ -93,14 +94,25 @@ class HuntState:
             "culprit": self.culprit,
             "visits": [v.to_json() for v in self.visits],
         }
-        self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(self.directory / STATE_FILE)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data, indent=1))
+            tmp.replace(self.directory / STATE_FILE)
+        except OSError as exc:  # a full disk, say: the last saved state stays as it was
+            tmp.unlink(missing_ok=True)
+            raise MachineError(
+                f"cannot save hunt state in {self.directory}: {exc.strerror}"
+            ) from None
 
     def end(self, status: str, answer: str) -> None:
         self.status, self.answer = status, answer
         self.save()
+
+    def end_quietly(self, status: str, answer: str) -> None:
+        """End on the way out of an error: that error is the one to report, not this."""
+        with contextlib.suppress(MachineError):
+            self.end(status, answer)
 
     @classmethod
     def load(cls, directory: Path) -> HuntState:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from finbisect.errors import GitError, UsageError
 from finbisect.models import Commit, HuntKind
-from finbisect.runs import proc
+from finbisect.runs import capture as proc
 from finbisect.search.strategy import CandidateGraph
 
 __all__ = [
@@ -229,6 +229,8 @@ class Workspace:
         """Create or update the clone so that it has every commit in `shas`."""
         source = str(self.user.git_dir)
         try:
+            if (self.clone_dir / ".git").is_dir() and not self._usable():
+                self._forget_clone()  # damaged (a .git without HEAD, say): start again
             if not (self.clone_dir / ".git").is_dir():
                 self._clone(source)
             self._git(
@@ -242,6 +244,18 @@ class Workspace:
                 )
         except GitError as exc:
             raise GitError(f"cannot refresh finbisect's clone: {exc.message}") from None
+
+    def _usable(self) -> bool:
+        return _run_git("rev-parse", "--verify", "--quiet", "HEAD", cwd=self.clone_dir).ok
+
+    def _forget_clone(self) -> None:
+        """Remove a damaged clone and the build trees that are its work trees."""
+        shutil.rmtree(self.clone_dir, ignore_errors=True)
+        for tree in self.root.glob("build-*"):
+            if tree.is_dir():
+                shutil.rmtree(tree, ignore_errors=True)
+            else:
+                tree.unlink(missing_ok=True)  # a tree's configure stamp
 
     def _clone(self, source: str) -> None:
         """Clone next to the final place, then rename: a killed clone leaves no half clone."""

@@ -28,6 +28,7 @@ from finbisect.runs.stacks import Stacks
 
 __all__ = ["DEFAULT_SYMPTOMS", "Probe", "ProbeConfig", "classify", "probe_env"]
 
+_SIGNATURE_CHARS = 300
 DEFAULT_SYMPTOMS = frozenset({OutcomeKind.CRASH, OutcomeKind.HANG})
 FATAL_ERROR = "Fatal Python error"
 # A sanitizer report is a crash even when the process exits normally (ASan exits
@@ -59,6 +60,7 @@ class ProbeConfig:
     parallel: int = 1  # runs at once at the same revision
     hang_grace: float | None = 1.0  # all threads stuck this long: a hang now; 0/None: timeout only
     stacks: bool = True  # a hung group's stacks (gdb) before it is killed
+    scratch: Path | None = None  # where each run's fresh directory is made (None: the temp dir)
 
 
 def probe_env(base: Mapping[str, str]) -> dict[str, str]:
@@ -98,6 +100,8 @@ def classify(
         text = f"{result.hang_reason}\n{stacks.text()}" if stacks is not None and seen else ""
     else:
         signature, text = _signature(kind, result, match), output
+    if len(signature) > _SIGNATURE_CHARS:  # one line in a report, whatever the repro printed
+        signature = signature[: _SIGNATURE_CHARS - 1] + "…"
     if kind not in symptoms:
         return kind, RunClass.UNRELATED, signature
     if match is not None and (text or kind is not OutcomeKind.HANG) and not match.search(text):
@@ -198,7 +202,9 @@ class Probe:
     def run_once(
         self, interpreter: Path, sha: str, index: int, *, cancel: threading.Event | None = None
     ) -> Outcome:
-        workdir = Path(tempfile.mkdtemp(prefix="finbisect-run-"))
+        if self.config.scratch is not None:
+            self.config.scratch.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="finbisect-run-", dir=self.config.scratch))
         stem = f"run-{sha[:12]}-{index + 1}"
         taken: list[Stacks] = []
 

@@ -22,10 +22,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CaptureResult", "ProcResult", "capture", "kill_group", "run", "run_shell"]
+from finbisect.runs import reaper
+from finbisect.runs.interrupts import DeferredInterrupts
+
+__all__ = ["ProcResult", "kill_group", "run", "run_shell"]
 
 _HEAD_BYTES = 64 * 1024  # output kept from the start of the log
 _TAIL_BYTES = 256 * 1024  # and from its end: crash reports are printed last
+_LOG_LIMIT = 1024 * 1024  # a longer log keeps only its head and tail on disk
 _WATCH_INTERVAL = 0.25  # seconds between two calls of a `watch` hook
 
 
@@ -70,15 +74,17 @@ def run(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     # Ctrl-C (SIGTERM, SIGHUP) is held back and acted on in _wait, never inside Popen or
-    # during the kill: a child is never left running unseen (see _DeferredInterrupts).
-    with _DeferredInterrupts() as interrupts, log_path.open("wb") as log:
+    # during the kill: a child is never left running unseen (see DeferredInterrupts).
+    child_env = dict(env if env is not None else os.environ)
+    mark = child_env[reaper.MARK] = reaper.new_mark()  # setsid escapees keep it (reaper.py)
+    with DeferredInterrupts() as interrupts, log_path.open("wb") as log:
         log.write(f"+ {display or shlex.join(argv)}\n".encode())
         log.flush()
         try:
             child = subprocess.Popen(
                 list(argv),
                 cwd=cwd,
-                env=dict(env) if env is not None else None,
+                env=child_env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -101,14 +107,18 @@ def run(
                 log.flush()
         except BaseException:  # Ctrl-C or anything else: leave nothing running
             kill_group(child, grace=grace)
+            reaper.kill_marked(mark, grace=grace)
             raise
-        # Always: the leader may be gone while daemon children linger.
+        # Always: the leader may be gone while daemon children linger, and a
+        # descendant may have left the group (setsid): the mark finds it.
         kill_group(child, grace=grace)
+        reaper.kill_marked(mark, grace=grace)
         duration = time.monotonic() - start
         timed_out = not exited
         if timed_out:
             done = reason or f"timed out after {timeout:g} s"
             log.write(f"\nfinbisect: {done}; process group killed\n".encode())
+    _compact(log_path)
     code = child.returncode
     return ProcResult(
         returncode=None if timed_out or code < 0 else code,
@@ -127,7 +137,7 @@ def _wait(
     deadline: float,
     cancel: threading.Event | None,
     watch: Callable[[int], str | None] | None,
-    interrupts: _DeferredInterrupts,
+    interrupts: DeferredInterrupts,
 ) -> tuple[bool, str]:
     """Wait for the child until `deadline` or `watch` says why not: (exited, that reason)."""
     next_watch = time.monotonic() + _WATCH_INTERVAL
@@ -226,6 +236,25 @@ def _is_live_member(pid: int, pgid: int) -> bool:
     return len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z"
 
 
+def _compact(path: Path) -> None:
+    """Keep a long log's head and tail on disk, saying how much was cut (a repro that
+    writes 200 MB per run must not fill the disk with its logs)."""
+    try:
+        size = path.stat().st_size
+        if size <= _LOG_LIMIT:
+            return
+        with path.open("rb") as log:
+            head = log.read(_HEAD_BYTES)
+            log.seek(size - _TAIL_BYTES)
+            tail = log.read()
+        cut = size - len(head) - len(tail)
+        staging = path.with_name(path.name + ".tmp")
+        staging.write_bytes(head + f"\n[finbisect: {cut} bytes of output cut]\n".encode() + tail)
+        staging.replace(path)
+    except OSError:
+        return  # a log we cannot shorten stays as it is
+
+
 def _read_bounded(path: Path) -> str:
     size = path.stat().st_size
     with path.open("rb") as log:
@@ -236,217 +265,3 @@ def _read_bounded(path: Path) -> str:
             log.seek(size - _TAIL_BYTES)
             data = head + b"\n[... output cut ...]\n" + log.read()
     return data.decode("utf-8", errors="replace")
-
-
-# --- capture: short children whose output is data (git) --------------------------------
-
-_STDERR_TAIL_CHARS = 64 * 1024  # stderr kept from its end: tools print the reason last
-
-
-@dataclass(frozen=True, kw_only=True)
-class CaptureResult:
-    """A finished `capture`: the child's whole stdout and the end of its stderr."""
-
-    argv: tuple[str, ...]
-    returncode: int | None  # None when a signal ended it or it timed out
-    signal: int | None  # the signal that ended it (ours, if it timed out)
-    timed_out: bool
-    duration: float  # seconds
-    stdout: str  # everything the child wrote, never cut
-    stderr: str  # its last 64 KiB
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
-
-    @property
-    def last_error_line(self) -> str:
-        """The last non-blank line of stderr ('' if none): where tools put the reason."""
-        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
-        return lines[-1] if lines else ""
-
-
-def capture(
-    argv: Sequence[str],
-    *,
-    cwd: Path,
-    timeout: float,
-    env: Mapping[str, str] | None = None,
-    input: str | bytes | None = None,
-    errors: str = "replace",
-    grace: float = 2.0,
-    cancel: threading.Event | None = None,
-) -> CaptureResult:
-    """Run `argv` with its output captured in memory; never raises for the child's failures.
-
-    As with `run`: its own session, a timeout always, and its whole group killed
-    when it ends, times out, or we are interrupted (Ctrl-C, or `cancel` set from
-    another thread, kills the group and raises KeyboardInterrupt). stdin is
-    `input`, or closed. stdout comes back whole however long it is (a rev-list
-    of 100,000 commits is a few MB; callers parse it, so it is never cut);
-    stderr keeps its last 64 KiB. Both are decoded as UTF-8 with `errors`. If
-    the child exits but something it left behind holds its output open,
-    reading stops `grace` seconds later. A program that cannot be started is
-    returncode 127 with the reason in stderr.
-    """
-    start = time.monotonic()
-    # Ctrl-C and SIGTERM are held back for the whole call and acted on where it is safe
-    # (see _DeferredInterrupts); leaving the block raises them, the group already dead.
-    with _DeferredInterrupts() as interrupts:
-        try:
-            child = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env) if env is not None else None,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:  # not found, not executable, no such cwd: it never ran
-            return CaptureResult(
-                argv=tuple(argv),
-                returncode=127,
-                signal=None,
-                timed_out=False,
-                duration=0.0,
-                stdout="",
-                stderr=f"cannot run {argv[0]}: {exc.strerror}\n",
-            )
-        data = input.encode() if isinstance(input, str) else input
-        try:
-            stdout, stderr, timed_out = _capture_output(
-                child, data, start + timeout, grace, interrupts=interrupts, cancel=cancel
-            )
-        except BaseException:  # Ctrl-C or anything else: leave nothing running
-            kill_group(child, grace=grace)
-            _drain(child, grace)
-            raise
-    code = child.returncode
-    return CaptureResult(
-        argv=tuple(argv),
-        returncode=None if timed_out or code is None or code < 0 else code,
-        signal=-code if code is not None and code < 0 else None,
-        timed_out=timed_out,
-        duration=time.monotonic() - start,
-        stdout=stdout.decode("utf-8", errors=errors),
-        stderr=stderr.decode("utf-8", errors=errors)[-_STDERR_TAIL_CHARS:],
-    )
-
-
-def _capture_output(
-    child: subprocess.Popen[bytes],
-    data: bytes | None,
-    deadline: float,
-    grace: float,
-    *,
-    interrupts: _DeferredInterrupts,
-    cancel: threading.Event | None,
-) -> tuple[bytes, bytes, bool]:
-    """(stdout, stderr, timed out) of `child`, its group killed afterwards in every case.
-
-    Popen.communicate keeps what it read across timeouts, so it is called in
-    short slices: between them, a held-back Ctrl-C or `cancel` is acted on
-    (KeyboardInterrupt), and a leader that has exited while its pipes stay open (a lingering
-    descendant) is noticed.
-    """
-    leader_gone_at: float | None = None
-    timed_out = False
-    while True:
-        now = time.monotonic()
-        if now >= deadline:
-            timed_out = child.poll() is None
-            break
-        if interrupts.pending or (cancel is not None and cancel.is_set()):
-            raise KeyboardInterrupt
-        if child.poll() is not None:
-            leader_gone_at = leader_gone_at or now
-            if now - leader_gone_at > grace:
-                break  # a descendant holds the pipes: kill_group below ends it
-        try:
-            out, err = child.communicate(data, timeout=min(deadline - now, 0.1))
-        except subprocess.TimeoutExpired:
-            data = None  # already handed over; communicate keeps feeding it
-            continue
-        kill_group(child, grace=grace)  # always: daemon children may linger
-        return out, err, False
-    # Timed out, or the pipes outlived the leader: kill the group, keep what was read.
-    kill_group(child, grace=grace)
-    out, err = _drain(child, grace)
-    return out, err, timed_out
-
-
-def _drain(child: subprocess.Popen[bytes], grace: float) -> tuple[bytes, bytes]:
-    """What is left in the pipes of a killed child, waiting at most `grace` for EOF."""
-    out: bytes | None = None
-    err: bytes | None = None
-    try:
-        out, err = child.communicate(timeout=grace)
-    except subprocess.TimeoutExpired as exc:  # held open outside the group: keep what came
-        out, err = exc.output, exc.stderr
-    except (ValueError, OSError):
-        pass
-    for stream in (child.stdin, child.stdout, child.stderr):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
-    return out or b"", err or b""
-
-
-class _DeferredInterrupts:
-    """Hold back SIGINT and SIGTERM from creation until `deliver()`; `pending` says if any came.
-
-    Python raises KeyboardInterrupt at whatever bytecode the main thread is at,
-    and two such places in the standard library lose a child:
-
-    - in `subprocess.Popen()`, after the fork, while it waits for the exec: the
-      child runs on with nobody holding its Popen to kill it (with a hanging
-      repro, a hung interpreter group that outlives the hunt);
-    - in `Popen.wait()`/`poll()` between taking the Popen's internal waitpid lock
-      and the `try` that releases it: every later wait() blocks forever (so
-      `kill_group` hangs and the hunt never exits).
-
-    Holding the handlers back, and polling `pending` where it is safe to act,
-    closes both. Only Python-level handlers are held, and only in the main
-    thread (the only one Python runs them in); the signal mask is untouched, so
-    children inherit nothing unusual. `deliver()` puts the handlers back and
-    raises each held-back signal once, so the usual handler (KeyboardInterrupt)
-    runs there; as a context manager, on leaving the block.
-    """
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self._pending: list[int] = []
-        self._saved: dict[int, signal._HANDLER] = {}
-        if threading.current_thread() is not threading.main_thread():
-            return
-        try:
-            for sig in self._SIGNALS:
-                if callable(signal.getsignal(sig)):
-                    self._saved[sig] = signal.signal(sig, self._hold)
-        except BaseException:  # a signal not yet held came meanwhile: undo, let it out
-            self.deliver()
-            raise
-
-    def _hold(self, signum: int, frame: object) -> None:
-        self._pending.append(signum)
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._pending)
-
-    def __enter__(self) -> _DeferredInterrupts:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.deliver()
-
-    def deliver(self) -> None:
-        """Put the handlers back, then raise each held-back signal (once) to ourselves."""
-        saved, self._saved = self._saved, {}
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        pending, self._pending = list(dict.fromkeys(self._pending)), []
-        for sig in pending:
-            signal.raise_signal(sig)  # the handler runs now: KeyboardInterrupt, usually

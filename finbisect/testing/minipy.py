@@ -33,7 +33,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from finbisect.errors import GitError
-from finbisect.runs import proc
+from finbisect.runs import capture as proc
 
 __all__ = ["DEFAULT_KNOBS", "NOTES", "HistoryBuilder", "check_knobs"]
 

@@ -13,7 +13,7 @@ import pytest
 from finbisect.errors import GitError
 from finbisect.repo import gitrepo
 from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
-from finbisect.runs import proc
+from finbisect.runs import capture as proc
 from finbisect.testing.histories import GeneratedHistory, merge_history
 from finbisect.testing.minipy import HistoryBuilder
 

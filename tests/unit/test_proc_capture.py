@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from finbisect.runs import proc
+from finbisect.runs import capture as proc
 
 # Forks a child that forks a grandchild; all three sleep, each writing its pid.
 FORKER = """

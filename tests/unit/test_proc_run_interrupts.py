@@ -4,7 +4,7 @@ Popen forks, then waits for the exec; a KeyboardInterrupt raised in that wait
 propagates out of Popen, so run() never gets the child and never kills it. With
 a hanging repro this leaves a hung interpreter group running after the hunt
 has exited (seen in test_an_interrupted_hunt_resumes_where_it_stopped).
-proc.capture holds interrupts back (proc._DeferredInterrupts); run() does not yet.
+capture and run both hold interrupts back (runs.interrupts.DeferredInterrupts).
 """
 
 from __future__ import annotations
