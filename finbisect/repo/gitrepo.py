@@ -1,10 +1,7 @@
-"""Everything finbisect asks of git: plain `git` commands through the process runner.
+"""Everything finbisect asks of git repositories: the user's, read only, and its own clone.
 
-Every command runs through `runs.proc.capture` with a timeout (`FETCH_TIMEOUT`
-for clone and fetch, `CHECKOUT_TIMEOUT` for writing a work tree,
-`PLUMBING_TIMEOUT` for the rest), in its own process group that is killed
-when it times out or the hunt is interrupted: a git blocked on a lock is a
-`GitError`, not a hung hunt.
+Commands run through `repo.git` (under a timeout, killed with their process
+group: a git blocked on a lock is a `GitError`, not a hung hunt).
 
 The user's repository is only ever *read*, with optional locks disabled so
 not even its index is refreshed. Checkouts and builds happen in finbisect's
@@ -24,7 +21,6 @@ import fnmatch
 import hashlib
 import os
 import posixpath
-import re
 import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -33,7 +29,8 @@ from pathlib import Path
 
 from finbisect.errors import GitError, UsageError
 from finbisect.models import Commit, HuntKind
-from finbisect.runs import capture as proc
+from finbisect.repo import git as gitcmd
+from finbisect.repo.git import CHECKOUT_TIMEOUT, FETCH_TIMEOUT, PLUMBING_TIMEOUT
 from finbisect.search.strategy import CandidateGraph
 
 __all__ = [
@@ -46,40 +43,6 @@ __all__ = [
     "locked_workspace",
 ]
 
-# Generous but finite: a git that takes longer is stuck (on a lock, say), not slow.
-FETCH_TIMEOUT = 600.0  # clone and fetch: the first clone of CPython copies ~1 GB of objects
-CHECKOUT_TIMEOUT = 600.0  # a first checkout writes the whole tree
-PLUMBING_TIMEOUT = 60.0  # everything else: reads of history, trees and blobs
-
-# Read-only access to the user's repository: no index refresh, no gc, no prompts.
-_READ_ONLY_ENV = {
-    "GIT_OPTIONAL_LOCKS": "0",
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_AUTO_GC": "0",
-}
-# `git rev-parse --local-env-vars`: what can point git at another repository.
-_REPOSITORY_ENV = frozenset(
-    {
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_CONFIG",
-        "GIT_CONFIG_PARAMETERS",
-        "GIT_CONFIG_COUNT",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_IMPLICIT_WORK_TREE",
-        "GIT_GRAFT_FILE",
-        "GIT_INDEX_FILE",
-        "GIT_NO_REPLACE_OBJECTS",
-        "GIT_REPLACE_REF_BASE",
-        "GIT_PREFIX",
-        "GIT_INTERNAL_SUPER_PREFIX",
-        "GIT_SHALLOW_FILE",
-        "GIT_COMMON_DIR",
-        "GIT_CEILING_DIRECTORIES",
-        "GIT_DISCOVERY_ACROSS_FILESYSTEM",
-    }
-)
 _USER_REFS = "refs/finbisect/user"  # where the user's refs are mirrored in our clone
 # The first commit of CPython's history (Guido van Rossum, "Initial revision", 1990): a
 # repository that has it is CPython's (cherry_picker checks for it the same way).
@@ -88,66 +51,6 @@ CPYTHON_ROOT = "7f777ed95a19224294949e1b4ce56bbffcb1fe9f"
 _COMMIT_FIELDS = ("%H", "%P", "%an", "%ae", "%aI", "%B")
 _COMMIT_FORMAT = "%x00".join(_COMMIT_FIELDS)
 _COMMIT_BATCH = 500  # shas per `git log` command line
-
-
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_ENV}
-    env.update(_READ_ONLY_ENV)
-    if extra:
-        env.update(extra)
-    return env
-
-
-def _run_git(
-    *args: str,
-    cwd: Path,
-    timeout: float | None = None,
-    input: str | None = None,
-    env: dict[str, str] | None = None,
-) -> proc.CaptureResult:
-    """`git ARGS` in `cwd`, whatever its exit status; a timeout is a GitError.
-
-    `timeout` defaults to `PLUMBING_TIMEOUT` (looked up at each call).
-    """
-    timeout = PLUMBING_TIMEOUT if timeout is None else timeout
-    result = proc.capture(
-        ["git", *args],
-        cwd=cwd,
-        timeout=timeout,
-        env=_env(env),
-        input=input,
-        errors="surrogateescape",  # paths and file contents as git has them, like the OS
-    )
-    if result.timed_out:
-        raise GitError(
-            f"git {args[0]} took longer than {timeout:g} s in {cwd} and was killed "
-            "(is another git holding a lock there?)"
-        )
-    if result.returncode == 127 and result.stderr.startswith("cannot run git"):
-        raise GitError(f"{result.last_error_line} (is git installed and on PATH?)")
-    return result
-
-
-def _git(
-    *args: str,
-    cwd: Path,
-    timeout: float | None = None,
-    input: str | None = None,
-    env: dict[str, str] | None = None,
-) -> str:
-    """The output of `git ARGS` in `cwd`; GitError with git's last stderr line if it fails."""
-    result = _run_git(*args, cwd=cwd, timeout=timeout, input=input, env=env)
-    if not result.ok:
-        raise GitError(f"git {args[0]} failed: {_reason(result)}")
-    return result.stdout
-
-
-def _reason(result: proc.CaptureResult) -> str:
-    """git's last stderr line, without its "fatal: " or "error: " prefix."""
-    line = result.last_error_line
-    if not line:
-        return f"exit status {result.returncode}" if result.signal is None else "killed"
-    return re.sub(r"^(fatal|error):\s*", "", line)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,13 +85,13 @@ class UserRepo:
         path = path.resolve()
         # `path` itself must be the repository (its top level, or a bare or .git
         # directory): git must not find one in a parent directory.
-        result = _run_git(
+        result = gitcmd.run_git(
             "rev-parse", "--absolute-git-dir", "--is-bare-repository", "--is-inside-git-dir",
             cwd=path, env={"GIT_CEILING_DIRECTORIES": str(path.parent)},
         )  # fmt: skip
         lines = result.stdout.splitlines()
         if not result.ok or len(lines) != 3:
-            reason = _reason(result)
+            reason = gitcmd.reason(result)
             detail = "" if "not a git repository" in reason else f" ({reason})"
             raise GitError(f"not a git repository: {path}{detail}")
         git_dir, bare, inside_git_dir = lines
@@ -204,7 +107,7 @@ class UserRepo:
         """Full sha of the commit `rev` names in the user's repository."""
         if not rev or rev.startswith("-"):
             raise GitError(f"not a revision: {rev!r}")
-        result = _run_git(
+        result = gitcmd.run_git(
             "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}",
             cwd=self.path,
         )  # fmt: skip
@@ -223,7 +126,7 @@ class Workspace:
         self._commits: dict[str, tuple[Commit, tuple[str, ...]]] = {}  # sha: (commit, parents)
 
     def _git(self, *args: str, timeout: float | None = None, input: str | None = None) -> str:
-        return _git(*args, cwd=self.clone_dir, timeout=timeout, input=input)
+        return gitcmd.git(*args, cwd=self.clone_dir, timeout=timeout, input=input)
 
     def refresh(self, shas: list[str]) -> None:
         """Create or update the clone so that it has every commit in `shas`."""
@@ -246,7 +149,7 @@ class Workspace:
             raise GitError(f"cannot refresh finbisect's clone: {exc.message}") from None
 
     def _usable(self) -> bool:
-        return _run_git("rev-parse", "--verify", "--quiet", "HEAD", cwd=self.clone_dir).ok
+        return gitcmd.run_git("rev-parse", "--verify", "--quiet", "HEAD", cwd=self.clone_dir).ok
 
     def _forget_clone(self) -> None:
         """Remove a damaged clone and the build trees that are its work trees."""
@@ -264,7 +167,7 @@ class Workspace:
         if self.clone_dir.exists():  # a clone without .git: left by an older version
             shutil.rmtree(self.clone_dir)
         partial.parent.mkdir(parents=True, exist_ok=True)
-        _git(
+        gitcmd.git(
             "clone", "--quiet", "--no-checkout", "--", source, str(partial),
             cwd=partial.parent, timeout=FETCH_TIMEOUT,
         )  # fmt: skip
@@ -310,11 +213,11 @@ class Workspace:
         return Hunt(kind=kind, good=good, bad=bad, graph=CandidateGraph.from_parents(shas, parents))
 
     def _is_ancestor(self, a: str, b: str) -> bool:
-        result = _run_git("merge-base", "--is-ancestor", a, b, cwd=self.clone_dir)
+        result = gitcmd.run_git("merge-base", "--is-ancestor", a, b, cwd=self.clone_dir)
         if result.returncode == 1:
             return False
         if not result.ok:
-            raise GitError(f"git merge-base failed: {_reason(result)}")
+            raise GitError(f"git merge-base failed: {gitcmd.reason(result)}")
         return True
 
     def commit(self, sha: str) -> Commit:
@@ -333,7 +236,7 @@ class Workspace:
         """
         if not self._missing_commits([CPYTHON_ROOT]):
             return True
-        remotes = _run_git("config", "--get-regexp", r"^remote\..*\.url$", cwd=self.user.path)
+        remotes = gitcmd.run_git("config", "--get-regexp", r"^remote\..*\.url$", cwd=self.user.path)
         return "python/cpython" in remotes.stdout
 
     def parents(self, sha: str) -> list[str]:
@@ -355,13 +258,13 @@ class Workspace:
 
     def _read_commits(self, names: list[str]) -> list[tuple[Commit, tuple[str, ...]]]:
         # --no-walk=unsorted: the commits in the order named, each once.
-        result = _run_git(
+        result = gitcmd.run_git(
             "log", "--no-walk=unsorted", "-z", "--no-show-signature",
             f"--format={_COMMIT_FORMAT}", "--end-of-options", *names,
             cwd=self.clone_dir,
         )  # fmt: skip
         if not result.ok:
-            raise GitError(f"cannot read commit {names[0][:12]}: {_reason(result)}")
+            raise GitError(f"cannot read commit {names[0][:12]}: {gitcmd.reason(result)}")
         fields = result.stdout.split("\0")  # every field NUL-terminated: one more, empty
         n = len(_COMMIT_FIELDS)
         records = []
@@ -396,15 +299,15 @@ class Workspace:
 
     def checkout(self, sha: str, tree: Path) -> None:
         """Detach `tree` at `sha`, keeping untracked build products for make."""
-        result = _run_git(
+        result = gitcmd.run_git(
             "checkout", "--quiet", "--force", "--detach", sha, cwd=tree, timeout=CHECKOUT_TIMEOUT
         )
         if not result.ok:
-            raise GitError(f"checkout of {sha[:12]} failed: {_reason(result)}")
+            raise GitError(f"checkout of {sha[:12]} failed: {gitcmd.reason(result)}")
 
     def tree_head(self, tree: Path) -> str | None:
         """The commit checked out in one of our work trees, if any."""
-        result = _run_git("rev-parse", "--verify", "--quiet", "HEAD", cwd=tree)
+        result = gitcmd.run_git("rev-parse", "--verify", "--quiet", "HEAD", cwd=tree)
         return result.stdout.strip() if result.ok else None
 
     def changed_files(self, a: str, b: str) -> list[str]:
@@ -416,7 +319,7 @@ class Workspace:
 
     def show(self, sha: str, path: str) -> str | None:
         """The text of file `path` at `sha`, or None if there is no such file there."""
-        result = _run_git("cat-file", "blob", f"{sha}:{path}", cwd=self.clone_dir)
+        result = gitcmd.run_git("cat-file", "blob", f"{sha}:{path}", cwd=self.clone_dir)
         return result.stdout if result.ok else None
 
     def blob_ids(self, sha: str, patterns: list[str]) -> dict[str, str]:

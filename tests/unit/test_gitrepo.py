@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from finbisect.errors import GitError
-from finbisect.repo import gitrepo
+from finbisect.repo import git, gitrepo
 from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
 from finbisect.runs import capture as proc
 from finbisect.testing.histories import GeneratedHistory, merge_history
@@ -180,7 +180,7 @@ def test_a_stuck_git_is_killed_and_reported(
     )
     (fake / "git").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(gitrepo, "PLUMBING_TIMEOUT", 1.0)
+    monkeypatch.setattr(git, "PLUMBING_TIMEOUT", 1.0)
     with pytest.raises(GitError, match=r"git diff-tree took longer than 1 s .* was killed"):
         workspace.changed_files(history.good, history.bad)
     for pid in map(int, pids.read_text().split()):
