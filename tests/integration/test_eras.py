@@ -19,7 +19,7 @@ import pytest
 from finbisect.build.builder import BuildConfig, Builder, BuildResult
 from finbisect.build.cache import BuildCache
 from finbisect.repo.gitrepo import UserRepo, locked_workspace
-from finbisect.runs.probe import probe_env
+from tests.integration.test_cpython import _python
 
 pytestmark = [pytest.mark.cpython, pytest.mark.slow]
 
@@ -91,14 +91,6 @@ def test_first_and_last_commit_build_and_run_threads(era: str, tmp_path: Path) -
             built = builder.build(sha)
             assert built.ok, _explain(built)
             assert built.interpreter is not None
-            ran = subprocess.run(
-                [str(built.interpreter), str(repro)],
-                cwd=tmp_path,
-                env=probe_env(os.environ),
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            ran = _python(built.interpreter, str(repro), cwd=tmp_path)
             assert ran.returncode == 0, ran.stdout + ran.stderr
             assert ran.stdout.strip() == "joined"
