@@ -175,7 +175,16 @@ def main() -> None:
     default_workdir = Path(tempfile.gettempdir()) / "finbisect-eras"
     parser.add_argument("--workdir", type=Path, default=default_workdir)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--table", type=Path, nargs="+", metavar="JSON",
+                        help="print the table of earlier runs' JSON, building nothing")  # fmt: skip
     args = parser.parse_args()
+    if args.table:
+        documents = [json.loads(path.read_text()) for path in args.table]
+        print(table([Cell(**cell) for doc in documents for cell in doc["cells"]]))
+        for doc in documents:
+            print(f"\n{doc['date'][:16].replace('T', ' ')} UTC, jobs={doc['jobs']}, "
+                  + ", ".join(f"{k} {v}" for k, v in doc["machine"].items()))  # fmt: skip
+        return
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.histories:
         pairs = [h.split("=", 1) for h in args.histories]
@@ -184,19 +193,19 @@ def main() -> None:
         histories = {name: _make_history(name, args.workdir) for name in _HISTORIES}
     flavours = [Flavour(f) for f in args.flavour] if args.flavour else list(Flavour)
     started = datetime.datetime.now(datetime.UTC)
+    facts = machine_facts()
     cells: list[Cell] = []
     for name, repo in histories.items():
         for flavour in flavours:
             cells.append(measure(name, repo, flavour, args.jobs, args.workdir / "builds"))
             print(f"# {name} {flavour.value}: {cells[-1].builds}", flush=True)
-    facts = machine_facts()
+            if args.json:  # after every cell: a run cut short keeps what it measured
+                document = {"version": 1, "date": started.isoformat(), "jobs": args.jobs,
+                            "machine": facts, "cells": [asdict(c) for c in cells]}  # fmt: skip
+                args.json.write_text(json.dumps(document, indent=2) + "\n")
     print(table(cells))
     print(f"\n{started:%Y-%m-%d %H:%M} UTC, jobs={args.jobs}, "
           + ", ".join(f"{k} {v}" for k, v in facts.items()))  # fmt: skip
-    if args.json:
-        document = {"version": 1, "date": started.isoformat(), "jobs": args.jobs,
-                    "machine": facts, "cells": [asdict(c) for c in cells]}  # fmt: skip
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":
