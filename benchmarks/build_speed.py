@@ -47,6 +47,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from inject_history import git, inject_commit
+
 HERE = Path(__file__).resolve().parent
 HISTORY_TOOL = HERE.parent / "tools" / "cpython-history-from-debian"
 FINBISECT = Path(sys.executable).parent / "finbisect"
@@ -76,14 +78,6 @@ NAIVE_STEP = (
     "git clean -fdxq && ./configure --with-pydebug -q >/dev/null 2>&1 "
     "&& make -j{jobs} -s >/dev/null 2>&1 || exit 125; ./python {repro}; test $? -eq 0"
 )
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "build_speed benchmark",
-    "GIT_AUTHOR_EMAIL": "bench@finbisect.invalid",
-    "GIT_COMMITTER_NAME": "build_speed benchmark",
-    "GIT_COMMITTER_EMAIL": "bench@finbisect.invalid",
-    "GIT_AUTHOR_DATE": "2020-01-01T00:00:00Z",
-    "GIT_COMMITTER_DATE": "2020-01-01T00:00:00Z",
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,14 +91,6 @@ class Phase:
     steps: int
     measured: bool = True  # False: extrapolated from fewer steps
     note: str = ""
-
-
-def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    full_env = {**os.environ, **(env or {})}
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=full_env
-    )
-    return done.stdout.strip()
 
 
 def say(text: str) -> None:
@@ -122,35 +108,23 @@ def make_history(work: Path, given: Path | None) -> Path:
     return dest
 
 
+def _inject_fatal_error(tree: Path) -> None:
+    target = tree / TARGET
+    text = target.read_text()
+    if text.count(ANCHOR) != 1:
+        raise SystemExit(f"{TARGET}: the anchor for the injection is not there exactly once")
+    target.write_text(text.replace(ANCHOR, INJECTION))
+
+
 def inject(source: Path, dest: Path, position: int) -> tuple[list[str], str]:
     """Clone `source` to `dest` with the regression inserted after commit `position`.
 
     Returns the new history's shas (oldest first) and the injected commit's sha.
     """
-    if dest.exists():
-        shutil.rmtree(dest)
-    subprocess.run(["git", "clone", "-q", str(source), str(dest)], check=True)
-    shas = git(dest, "rev-list", "--reverse", "--first-parent", "HEAD").splitlines()
-    if not 0 <= position < len(shas) - 1:
-        raise SystemExit(f"--position must be in 0..{len(shas) - 2} (history of {len(shas)})")
-    later = shas[position + 1 :]
-    touching = git(dest, "log", "--format=%h %s", f"{shas[position]}..HEAD", "--", TARGET)
-    if touching:
-        raise SystemExit(f"a later commit touches {TARGET}; pick another position:\n{touching}")
-    git(dest, "checkout", "-q", "-B", "bench", shas[position])
-    target = dest / TARGET
-    text = target.read_text()
-    if text.count(ANCHOR) != 1:
-        raise SystemExit(f"{TARGET}: the anchor for the injection is not there exactly once")
-    target.write_text(text.replace(ANCHOR, INJECTION))
-    git(dest, "commit", "-q", "-am", "Finalize: refuse to finish with threads alive", env=IDENTITY)
-    injected = git(dest, "rev-parse", "HEAD")
-    # Cherry-pick the rest with fixed dates: the same K gives the same shas.
-    git(dest, "cherry-pick", "--allow-empty", *later, env=IDENTITY)
-    new = git(dest, "rev-list", "--reverse", "--first-parent", "HEAD").splitlines()
-    if len(new) != len(shas) + 1 or git(dest, "diff", "--name-only", shas[-1], "HEAD") != TARGET:
-        raise SystemExit("the injected history is not the original plus one commit")
-    return new, injected
+    message = "Finalize: refuse to finish with threads alive"
+    return inject_commit(
+        source, dest, position, change=_inject_fatal_error, message=message, touched=[TARGET]
+    )
 
 
 def git_bisect_steps(history: Path, work: Path, good: str, bad: str, injected: str) -> int:

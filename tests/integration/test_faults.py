@@ -123,13 +123,18 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
+def _cmdline(pid: int) -> str:
+    # A marked process may end between being listed and being read.
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _wait_for_a_run(cache: Path, *, seconds: float = 60) -> list[int]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        found = [
-            pid for pid in reaper.marked(str(cache))
-            if "hang.py" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
-        ]  # fmt: skip
+        found = [pid for pid in reaper.marked(str(cache)) if "hang.py" in _cmdline(pid)]
         if found:
             return found
         time.sleep(0.05)
