@@ -34,7 +34,7 @@ from finbisect.hunt.answer_evidence import EvidenceSource, with_evidence
 from finbisect.hunt.claim import claim, scratch_dir
 from finbisect.hunt.judge import Judge, Judged, RunJudge, make_judge
 from finbisect.hunt.options import HuntOptions, hunt_key, reproduce_command
-from finbisect.hunt.progress import Progress
+from finbisect.hunt.progress import Progress, eta_seconds
 from finbisect.hunt.state import HuntState, SavedVisit, unfinished_hunt
 from finbisect.hunt.steps import build_reason, merge_visits
 from finbisect.models import Commit, Result, Step, Verdict
@@ -186,11 +186,14 @@ class _HuntLoop:
         while (request := self.search.next_request()) is not None:
             index = request.index
             commit = self.workspace.commit(self._sha_at(index))
+            steps_left = self.search.steps_left()
             self.progress.begin_step(
                 number=len(self.visits) + 1,
-                total=len(self.visits) + 1 + self.search.steps_left(),
+                # The search's own expectation: its uncertainty over what a visit tells.
+                total=len(self.visits) + max(1, steps_left),
                 remaining=self.search.remaining(),
                 commit=commit,
+                eta=eta_seconds(max(1, steps_left), self.visits),
             )
             visit, compiled = self._visit(index, commit, request.runs)
             self._save(index, visit, compiled=compiled)
