@@ -14,6 +14,7 @@ from finbisect.runs.evidence import Evidence
 
 __all__ = ["evidence_lines", "evidence_markdown"]
 
+NO_HITS = "the culprit changes none of the functions on these stacks"
 SHORT_FRAMES = 4  # innermost telling C frames per thread on the terminal: where it is stuck
 
 
@@ -32,8 +33,7 @@ def evidence_lines(result: Result) -> list[str]:
         return [result.evidence_note] if result.evidence_note else []
     ev = result.evidence
     lines = [f"evidence at {str(ev['sha'])[:12]} ({ev['kind']}): {ev['signature']}"]
-    for hit in result.evidence_hits:
-        lines.append(f"  {hit}")
+    lines += [f"  {hit}" for hit in result.evidence_hits] or [f"  {NO_HITS}"]
     for t in Evidence.from_json(ev).threads:
         telling = t.telling_frames()[:SHORT_FRAMES] or t.c_frames[:SHORT_FRAMES]
         frames = " < ".join(f"{f.function} #{f.number}" for f in telling)
@@ -50,9 +50,8 @@ def evidence_markdown(result: Result) -> list[str]:
         return [f"> {result.evidence_note}", ""] if result.evidence_note else []
     ev = result.evidence
     out = [f"Evidence at `{str(ev['sha'])[:12]}` ({ev['kind']}): `{ev['signature']}`", ""]
-    out += [f"- {hit}" for hit in result.evidence_hits]
-    if result.evidence_hits:
-        out.append("")
+    out += [f"- {hit}" for hit in result.evidence_hits] or [f"- {NO_HITS}"]
+    out.append("")
     out += ["<details>", f"<summary>Stacks of {len(ev['threads'])} threads (gdb)</summary>", ""]
     for t in ev["threads"]:
         out += [f"**{_thread_label(t)}**", "", "```"]
