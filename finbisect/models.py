@@ -9,6 +9,7 @@ readers refuse versions they do not know (`SchemaError`).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,6 +311,11 @@ class Result:
     timing_table: str = ""  # timing hunts: a pyperf compare_to style table (Markdown)
     warnings: tuple[str, ...] = ()  # e.g. a noisy machine; shown, never fatal
     cpython_links: bool = False  # the commits are CPython's: link them on GitHub
+    # The symptom caught under gdb at the first bad revision (runs.evidence's JSON),
+    # the culprit's changes found on its stacks, and why there is none (e.g. no gdb).
+    evidence: Mapping[str, Any] | None = None
+    evidence_hits: tuple[str, ...] = ()
+    evidence_note: str = ""
 
     @property
     def runs(self) -> int:
@@ -354,6 +360,10 @@ class Result:
             document["slowdown"] = self.slowdown.to_json()
         if self.warnings:
             document["warnings"] = list(self.warnings)
+        if self.evidence is not None:
+            document["evidence"] = {**self.evidence, "culprit_frames": list(self.evidence_hits)}
+        if self.evidence_note:
+            document["evidence_note"] = self.evidence_note
         return document
 
 

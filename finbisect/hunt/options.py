@@ -157,6 +157,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
             kind=Kind.FLAG, default=False),
     _option("verify", "--no-verify", "Trust --good and --bad without testing them.",
             kind=Kind.FLAG, default=True),
+    _option("evidence", "--no-evidence", "Do not rerun the first bad revision under gdb "
+            "for its stacks once the culprit is known.", kind=Kind.FLAG, default=True,
+            in_key=False),
     *CACHE_OPTIONS,
 )  # fmt: skip
 
@@ -190,6 +193,7 @@ class HuntOptions:
     affinity: str | None = None
     first_parent: bool = False
     verify: bool = True
+    evidence: bool = True  # the symptom's stacks at the first bad revision (gdb)
     cache_dir: Path
     cache_size: int = 20 * 1024**3
 

@@ -30,10 +30,11 @@ from finbisect.errors import (
     MachineError,
     UsageError,
 )
+from finbisect.hunt.answer_evidence import EvidenceSource, with_evidence
 from finbisect.hunt.claim import claim, scratch_dir
-from finbisect.hunt.judge import Judge, Judged, make_judge
+from finbisect.hunt.judge import Judge, Judged, RunJudge, make_judge
 from finbisect.hunt.options import HuntOptions, hunt_key, reproduce_command
-from finbisect.hunt.progress import Progress
+from finbisect.hunt.progress import Progress, eta_seconds
 from finbisect.hunt.state import HuntState, SavedVisit, unfinished_hunt
 from finbisect.hunt.steps import build_reason, merge_visits
 from finbisect.models import Commit, Result, Step, Verdict
@@ -123,6 +124,21 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         # concurrent hunt may be running.
         cache.prune(builds_bytes, keep=loop.used_builds, spare_used_within=RECENT_USE_SECONDS)
         result = loop.result(again, wall_seconds=time.monotonic() - started)
+        if isinstance(judge, RunJudge) and options.evidence and result.culprit is not None:
+            progress.activity("evidence: the symptom under gdb")
+            result = with_evidence(
+                result,
+                EvidenceSource(
+                    repro=options.repro, timeout=options.timeout,
+                    symptoms=options.symptom_kinds, logs=state.directory,
+                ),
+                parents=workspace.parents(result.culprit.sha),
+                build=loop.interpreter,
+                diff=workspace.diff(result.culprit.sha),
+            )  # fmt: skip
+            if result.evidence_note:
+                progress.note(result.evidence_note)
+            result = dataclasses.replace(result, wall_seconds=time.monotonic() - started)
         loop.finish(result)
         return result
 
@@ -170,11 +186,14 @@ class _HuntLoop:
         while (request := self.search.next_request()) is not None:
             index = request.index
             commit = self.workspace.commit(self._sha_at(index))
+            steps_left = self.search.steps_left()
             self.progress.begin_step(
                 number=len(self.visits) + 1,
-                total=len(self.visits) + 1 + self.search.steps_left(),
+                # The search's own expectation: its uncertainty over what a visit tells.
+                total=len(self.visits) + max(1, steps_left),
                 remaining=self.search.remaining(),
                 commit=commit,
+                eta=eta_seconds(max(1, steps_left), self.visits),
             )
             visit, compiled = self._visit(index, commit, request.runs)
             self._save(index, visit, compiled=compiled)
@@ -210,6 +229,11 @@ class _HuntLoop:
         if built.interpreter is not None:
             self.used_builds.add(built.interpreter)
         return built
+
+    def interpreter(self, sha: str) -> Path | None:
+        """A revision's interpreter (from the cache when it was visited), None if it fails."""
+        built = self._build(sha)
+        return built.interpreter if built.ok else None
 
     def _build_end(self, sha: str) -> Path:
         """An endpoint's interpreter for the judge's preparation; BuildError if it has none."""

@@ -13,6 +13,7 @@ from finbisect import __version__
 from finbisect.hunt.compare import CompareResult
 from finbisect.links import commit_url, issue_refs
 from finbisect.models import Commit, Rate, Result, Step
+from finbisect.output.evidence_text import evidence_markdown
 from finbisect.output.terminal import posterior_chart
 from finbisect.search.stats import rate_interval
 
@@ -89,6 +90,7 @@ def result_markdown(result: Result, machine: Mapping[str, str]) -> str:
         )
     out += [summary + ".", ""]
     out += [f"> {_escape(note)}" for note in result.notes] + ([""] if result.notes else [])
+    out += evidence_markdown(result)
     out += _steps_table(result.steps, link)
     chart = posterior_chart(result)
     if chart:

@@ -17,6 +17,13 @@ from finbisect.output.style import VERDICT_STYLE, clock, fancy
 __all__ = ["make_progress"]
 
 
+def _eta(seconds: float | None, separator: str) -> str:
+    """'about 12 min left' from the costs measured so far; nothing before the first visit."""
+    if seconds is None:
+        return ""
+    return f"{separator}about {max(1, round(seconds / 60))} min to go"
+
+
 class _PlainProgress:
     """One line per change of activity on stderr: readable in CI logs."""
 
@@ -29,9 +36,12 @@ class _PlainProgress:
         elapsed = clock(time.monotonic() - self.started)
         print(f"[{elapsed}] {self.prefix}{text}", file=self.stream, flush=True)
 
-    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None:
+    def begin_step(
+        self, *, number: int, total: int, remaining: int, commit: Commit, eta: float | None = None
+    ) -> None:
         self.prefix = (
-            f"step {number} of about {total} ({remaining} revisions left) {commit.short}: "
+            f"step {number} of about {total} ({remaining} revisions left{_eta(eta, ', ')}) "
+            f"{commit.short}: "
         )
 
     def activity(self, text: str) -> None:
@@ -66,8 +76,12 @@ class _LiveProgress:
             ("⏳ ", ""), (self.step_text, "bold"), (self.what, "cyan"), f"  {elapsed}"
         )
 
-    def begin_step(self, *, number: int, total: int, remaining: int, commit: Commit) -> None:
-        self.step_text = f"step {number} of ~{total} · {remaining} left · {commit.short} · "
+    def begin_step(
+        self, *, number: int, total: int, remaining: int, commit: Commit, eta: float | None = None
+    ) -> None:
+        self.step_text = (
+            f"step {number} of ~{total} · {remaining} left{_eta(eta, ' · ')} · {commit.short} · "
+        )
 
     def activity(self, text: str) -> None:
         self.what = text

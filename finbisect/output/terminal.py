@@ -21,6 +21,7 @@ from finbisect.hunt.compare import COMPARE_VERSION, CompareResult
 from finbisect.hunt.state import HuntState
 from finbisect.links import bpo_url, commit_url, gh_issue_url, issue_refs
 from finbisect.models import Commit, Rate, Result, Step, Verdict
+from finbisect.output.evidence_text import evidence_lines
 from finbisect.output.style import VERDICT_STYLE, clock, fancy
 from finbisect.recipes.catalog import Recipe
 from finbisect.recipes.measured import format_measurements
@@ -154,6 +155,7 @@ def _plain(result: Result) -> str:
     for commit, probability in zip(result.candidates, _probabilities(result), strict=True):
         out.append(f"  {commit.sha}  {probability}{commit.subject}")
     out += _noise_lines(result)
+    out += evidence_lines(result)
     rows = [_COLUMNS] + [_step_row(i, s) for i, s in enumerate(result.steps, 1)]
     widths = [max(len(row[c]) for row in rows) for c in range(len(_COLUMNS) - 1)]
     out.append("")
@@ -180,7 +182,7 @@ def _print_rich(result: Result, console: Console) -> None:
             console.print(Text(f"  {line}"))
     for commit, probability in zip(result.candidates, _probabilities(result), strict=True):
         console.print(Text(f"  {commit.sha}  {probability}{commit.subject}"))
-    for line in _noise_lines(result):
+    for line in [*_noise_lines(result), *evidence_lines(result)]:
         console.print(Text(line))
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
     for column in _COLUMNS:

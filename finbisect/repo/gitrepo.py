@@ -317,6 +317,10 @@ class Workspace:
         out = self._git("diff-tree", "-r", "-z", "--name-only", "--no-renames", a, b)
         return [path for path in out.split("\0") if path]
 
+    def diff(self, sha: str) -> str:
+        """The unified diff `sha` makes against its first parent (its whole tree for a root)."""
+        return self._git("show", "--format=", "--no-color", "--no-ext-diff", sha)
+
     def show(self, sha: str, path: str) -> str | None:
         """The text of file `path` at `sha`, or None if there is no such file there."""
         result = gitcmd.run_git("cat-file", "blob", f"{sha}:{path}", cwd=self.clone_dir)

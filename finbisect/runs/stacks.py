@@ -108,6 +108,10 @@ class ThreadStack:
     def label(self) -> str:
         return "main thread" if self.tid == self.pid else f"thread {self.number}"
 
+    def telling_frames(self) -> tuple[CFrame, ...]:
+        """The frames that say who waits or crashes: wait primitives and libc skipped."""
+        return tuple(f for f in self.c_frames if f.function != "??" and not _is_plumbing(f))
+
     def innermost(self) -> str:
         """The first frame that says where it waits (wait primitives skipped), with Python's."""
         frames = [f for f in self.c_frames if f.function != "??"]

@@ -34,6 +34,7 @@ CRASH_HUNT = {
     "parallel_runs": "2",
     "first_parent": True,
     "verify": False,
+    "evidence": False,
     "ccache": False,
     "cache_size": "5G",
 }
