@@ -251,15 +251,19 @@ def _c_header_name(context: str, python: bool) -> str | None:
 
 
 def culprit_frames(diff: str, evidence: Evidence) -> tuple[FrameHit, ...]:
-    """Every frame of the evidence whose function the culprit's diff changes."""
+    """The innermost frame of each thread in each function the culprit's diff changes
+    (a recursive interpreter loop is on a stack many times: once is enough to say)."""
     changed = changed_functions(diff)
-    hits = []
+    hits: list[FrameHit] = []
     for thread in evidence.threads:
+        seen: set[str] = set()
         frames = [(f.number, f.function, f.file, False) for f in thread.c_frames]
         python = [f for f in thread.python_frames if f.file]
         frames += [(depth, f.function, f.file, True) for depth, f in enumerate(python)]
         for number, function, file, is_python in frames:
-            hits += [
+            if function in seen:
+                continue
+            found = [
                 FrameHit(
                     function=function,
                     file=path,
@@ -270,6 +274,9 @@ def culprit_frames(diff: str, evidence: Evidence) -> tuple[FrameHit, ...]:
                 for path, name in changed
                 if name == function and _same_file(file, path)
             ]
+            if found:
+                seen.add(function)
+                hits += found
     return tuple(hits)
 
 

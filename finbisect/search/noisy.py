@@ -61,10 +61,8 @@ from collections.abc import Iterable
 from finbisect.models import Rate
 from finbisect.search.calibration import TAIL, calibrated, calibration_batch, clean_end_runs
 from finbisect.search.posterior import CellPosterior, Snapshot
-from finbisect.search.stats import (
-    best_split,
-    split_information,
-)
+from finbisect.search.stats import best_split, split_information
+from finbisect.search.step_estimate import StepEstimate, entropy_bits
 from finbisect.search.strategy import (
     OLD_END,
     Answer,
@@ -79,17 +77,12 @@ from finbisect.search.strategy import (
 
 __all__ = ["NoisyBisection"]
 
-_MIN_BITS = 0.05  # a visit tells at least this much: the estimate stays finite
-# Bits per visit expected before any is measured (a reliable repro's hunts tell ~0.4),
-# weighed as this many visits.
-_PRIOR_BITS, _PRIOR_VISITS = 0.4, 3.0
 _BATCHES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200)
 _TOP = 10  # candidates listed in an inconclusive answer
 _EPS = 1e-12
 _DEFAULT_COSTS = Costs()
 
 
-# -- the search ------------------------------------------------------------------------
 class _Phase(enum.Enum):
     CALIBRATE = "calibrate"
     VERIFY = "verify clean end"
@@ -135,8 +128,7 @@ class NoisyBisection:
         self._built: set[int] = set()
         self._runs = 0
         self._phase = _Phase.CALIBRATE
-        self._search_visits = 0  # visits in the search phase, and the bits they told
-        self._search_entropy: float | None = None  # entropy when the search phase began
+        self._estimate = StepEstimate()  # of the search phase's visits (progress)
         self._answer = Answer(AnswerStatus.SEARCHING)
         self._groups: tuple[int, list[int]] = (0, [])  # ambiguity groups of a skip mask
         self.build_seconds, self.run_seconds = costs.build_seconds, costs.run_seconds
@@ -187,9 +179,7 @@ class NoisyBisection:
         if self._phase is _Phase.DONE:
             return
         if self._phase is _Phase.SEARCH:
-            if self._search_entropy is None:
-                self._search_entropy = self._entropy()
-            self._search_visits += 1
+            self._estimate.visited(self._entropy())
         if index == self.clean_end and symptoms:
             status = self._end_status(index)
             self._finish(status, [])
@@ -242,23 +232,11 @@ class NoisyBisection:
         if self._phase is _Phase.DONE:
             return 0
         pending = {_Phase.CALIBRATE: 2, _Phase.VERIFY: 1}.get(self._phase, 0)
-        return pending + max(1, math.ceil(self._entropy() / self._bits_per_visit()))
+        return pending + self._estimate.visits_left(self._entropy())
 
     def _entropy(self) -> float:
         post = self._model.snapshot()
-        return -sum(
-            w * math.log2(w / c.size) for c, w in zip(post.cells, post.probs, strict=True) if w > 0
-        )
-
-    def _bits_per_visit(self) -> float:
-        """What a visit is expected to tell: the bits the search's visits told so far, with
-        _PRIOR_VISITS visits of _PRIOR_BITS before there are any (a clean side's visit tells
-        less than a bad side's, and the search comes back to make sure)."""
-        told = 0.0
-        if self._search_entropy is not None:
-            told = max(0.0, self._search_entropy - self._entropy())
-        visits = self._search_visits + _PRIOR_VISITS
-        return max(_MIN_BITS, (told + _PRIOR_BITS * _PRIOR_VISITS) / visits)
+        return entropy_bits(post.probs, [c.size for c in post.cells])
 
     @property
     def runs_recorded(self) -> int:
