@@ -244,20 +244,22 @@ class RateChangeBisection(NoisyBisection):
         """Decide whether the search is over, and how."""
         if self._stage is _Phase.DONE:
             return
+        post = self._model.snapshot()
+        if self._stage is not _Phase.ENDS:
+            # Found first: the run that spends the budget may be the one that settles it.
+            best = max(range(len(post.cells)), key=post.each)
+            if (
+                post.each(best) >= self.confidence
+                and self._model.robust_mass(post, best) >= self.confidence
+            ):
+                self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, post.each(best))])
+                return
         if self._runs >= self.max_runs:
-            inseparable = self._stage is _Phase.ENDS or self._inseparable(self._model.snapshot())
+            inseparable = self._stage is _Phase.ENDS or self._inseparable(post)
             status = AnswerStatus.RATES_INSEPARABLE if inseparable else AnswerStatus.BUDGET_SPENT
             self._finish(status, self._top())
             return
         if self._stage is _Phase.ENDS:
-            return
-        post = self._model.snapshot()
-        best = max(range(len(post.cells)), key=post.each)
-        if (
-            post.each(best) >= self.confidence
-            and self._model.robust_mass(post, best) >= self.confidence
-        ):
-            self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, post.each(best))])
             return
         if self._runs >= self._next_check:  # the test costs two Beta quantiles: now and then
             self._next_check = self._runs + max(1, self._runs // 20)

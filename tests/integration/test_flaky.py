@@ -67,7 +67,7 @@ def test_fix_hunt_on_a_flaky_repro(tmp_path: Path, hunt: Hunt) -> None:
 
 def test_spent_budget_is_inconclusive_with_probabilities(tmp_path: Path, hunt: Hunt) -> None:
     history = linear_history(tmp_path / "repo", commits=64, culprit=40, crash_percent=30)
-    result = hunt(history.path, history.good, history.bad, "--max-runs", "60")
+    result = hunt(history.path, history.good, history.bad, "--max-runs", "45")
     assert result.exit_code == 5
     data = _json(tmp_path)
     assert data["culprit"] is None
@@ -75,7 +75,7 @@ def test_spent_budget_is_inconclusive_with_probabilities(tmp_path: Path, hunt: H
     assert probabilities
     assert all(0 < p < 0.95 for p in probabilities)
     assert probabilities == sorted(probabilities, reverse=True)
-    assert data["runs"] <= 60
+    assert data["runs"] <= 45
 
 
 def test_bad_end_that_never_shows_the_symptom(tmp_path: Path, hunt: Hunt) -> None:
