@@ -11,44 +11,38 @@ are on the bug side under c, and integrating p out is exact:
 
     P(c | runs) ∝ [c consistent] · B(1 + S(c), 1 + F(c))
 
-No grid, no point estimate: a clean run at a revision multiplies the
-candidates that would put it on the bug side by E[1 - p], with p's
-uncertainty (calibration runs included) carried along. Candidates that agree
-on the side of every tested revision share S, F and hence their weight, so
-the posterior is kept as a partition into such cells (intervals on a linear
-history); a record refines at most one cell per cell, and queries cost
-O(cells), not O(candidates).
+No grid, no point estimate: a clean run at a revision multiplies the candidates that
+would put it on the bug side by E[1 - p], with p's uncertainty (calibration runs
+included) carried along. Candidates that agree on the side of every tested revision
+share S, F and hence their weight, so the posterior is kept as a partition into such
+cells (intervals on a linear history); a record refines at most one cell per cell, and
+queries cost O(cells), not O(candidates).
 
 Phases (all requested by `next_request`):
 
-1. Calibration at the bug end (`graph.new_end` when `bug_is_new`, else
-   `OLD_END`), in batches, until p is bounded from below within a factor of two
-   (calibration.py). No symptom within `max_runs_per_revision` runs: the bug end is wrong (the
-   corresponding `*_END_*` status).
-2. With `verify`, the clean end gets k = ⌈log(1 - confidence) / log(1 - p_low)⌉
-   runs (capped at `max_runs_per_revision`): were it secretly on the bug
-   side, it would show the symptom with probability ≥ confidence.
-   A symptom there: the clean end is wrong.
-3. The search. Each step scores (revision x, batch b) by expected
-   information about c per second: I = h(m·t) - m·h(t), m the posterior mass
-   that puts x on the bug side and t = 1 - E[(1-p)^b] the chance that b runs
-   there show the symptom if it is; cost = build (unless x is built) + visit
-   + b·run. The best x wins; the batch then requested is the one that
-   maximises information per second *without* the build, which is sunk once
-   x is chosen: batches stay small (2 runs at p = 0.5), and later visits to
-   a built revision are cheap, so distinct builds stay near log2 N while
-   few runs are wasted after a symptom.
+1. Calibration at the bug end (`graph.new_end` when `bug_is_new`, else `OLD_END`),
+   in batches, until p is bounded from below within a factor of two (calibration.py).
+   No symptom within `max_runs_per_revision` runs: the bug end is wrong (`*_END_*`).
+2. With `verify`, the clean end gets k = ⌈log(1 - confidence) / log(1 - p_low)⌉ runs
+   (capped at `max_runs_per_revision`): were it secretly on the bug side, it would show
+   the symptom with probability ≥ confidence. A symptom there: the clean end is wrong.
+3. The search. Each step scores (revision x, batch b) by expected information about c
+   per second: I = h(m·t) - m·h(t), m the posterior mass that puts x on the bug side and
+   t = 1 - E[(1-p)^b] the chance that b runs there show the symptom if it is; cost =
+   build (unless x is built) + visit + b·run. The best x wins; the batch then requested
+   is the one that maximises information per second *without* the build, which is sunk
+   once x is chosen: batches stay small (2 runs at p = 0.5), and later visits to a built
+   revision are cheap, so distinct builds stay near log2 N while few runs are wasted
+   after a symptom.
 
-Stop: one candidate holds ≥ `confidence` (FOUND); a group of candidates that
-no buildable revision can tell apart holds it (AMBIGUOUS, e.g. a culprit next
-to unbuildable commits); no buildable revision is informative any more
-(AMBIGUOUS); `max_runs` recorded runs spent (BUDGET_SPENT). Inconclusive
-answers list the top candidates, most probable first, with probabilities.
+Stop: one candidate holds ≥ `confidence` (FOUND); a group of candidates that no
+buildable revision can tell apart holds it (AMBIGUOUS, e.g. a culprit next to
+unbuildable commits); no buildable revision is informative any more (AMBIGUOUS);
+`max_runs` recorded runs spent (BUDGET_SPENT). Inconclusive answers list the top
+candidates, most probable first, with probabilities.
 
-Costs: the constructor's `costs` are the estimates before any is measured
-(defaults 300 s, 5 s, 1 s); `record_costs(index, ...)` feeds
-measurements after each visit (running means). Revisions recorded, or named
-in `mark_built` (interpreters already in the build cache), cost no build.
+Costs: `costs` until measured (300 s, 5 s, 1 s), then running means fed by
+`record_costs`; revisions recorded or in `mark_built` (cached) cost no build.
 """
 
 from __future__ import annotations
@@ -308,27 +302,33 @@ class NoisyBisection:
         if not post.cells:  # contradictory runs: no candidate explains them all
             self._finish(AnswerStatus.AMBIGUOUS, [])
             return
-        best = max(range(len(post.cells)), key=post.each)
-        if (
-            post.each(best) >= self.confidence
-            and self._model.robust_mass(post, best) >= self.confidence
-        ):
-            self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, post.each(best))])
+        if not self._finish_if_found(post):
+            self._finish_if_ambiguous()
+
+    def _finish_if_found(self, post: Snapshot) -> bool:
+        """FOUND when one candidate holds `confidence`, also at pessimistic rates."""
+        best, c = max(range(len(post.cells)), key=post.each), self.confidence
+        if post.each(best) < c or self._model.robust_mass(post, best) < c:
+            return False
+        self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, post.each(best))])
+        return True
+
+    def _finish_if_ambiguous(self) -> None:
+        """AMBIGUOUS when candidates no buildable revision tells apart hold `confidence`."""
+        if not self._skipped:  # only unbuildable revisions make candidates inseparable
             return
-        if self._skipped:
-            mass = self.posterior()
-            for group in self._ambiguity_groups():
-                members = sorted(bits(group), key=lambda c: -mass[c])
-                if sum(mass[c] for c in members) >= self.confidence:
-                    self._finish(AnswerStatus.AMBIGUOUS, [(c, mass[c]) for c in members])
-                    return
+        mass = self.posterior()
+        for group in self._ambiguity_groups():
+            members = sorted(bits(group), key=lambda c: -mass[c])
+            if sum(mass[c] for c in members) >= self.confidence:
+                self._finish(AnswerStatus.AMBIGUOUS, [(c, mass[c]) for c in members])
+                return
 
     def _ambiguity_groups(self) -> list[int]:
         if self._groups[0] != self._skipped:
             self._groups = (self._skipped, ambiguity_groups(self.graph, self._skipped))
         return self._groups[1]
 
-    # -- posterior -------------------------------------------------------------------
     def _observe(self, index: int, symptoms: int, clean: int) -> None:
         stats = self._tested.setdefault(index, [0, 0])
         self._model.observe(index, symptoms, clean, first=stats == [0, 0])

@@ -68,7 +68,6 @@ from finbisect.search.strategy import (
     Costs,
     SearchRequest,
     SearchSummary,
-    bits,
 )
 
 __all__ = ["RateChangeBisection"]
@@ -245,15 +244,9 @@ class RateChangeBisection(NoisyBisection):
         if self._stage is _Phase.DONE:
             return
         post = self._model.snapshot()
-        if self._stage is not _Phase.ENDS:
-            # Found first: the run that spends the budget may be the one that settles it.
-            best = max(range(len(post.cells)), key=post.each)
-            if (
-                post.each(best) >= self.confidence
-                and self._model.robust_mass(post, best) >= self.confidence
-            ):
-                self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, post.each(best))])
-                return
+        # Found first: the run that spends the budget may be the one that settles it.
+        if self._stage is not _Phase.ENDS and self._finish_if_found(post):
+            return
         if self._runs >= self.max_runs:
             inseparable = self._stage is _Phase.ENDS or self._inseparable(post)
             status = AnswerStatus.RATES_INSEPARABLE if inseparable else AnswerStatus.BUDGET_SPENT
@@ -266,13 +259,7 @@ class RateChangeBisection(NoisyBisection):
             if self._inseparable(post):
                 self._finish(AnswerStatus.RATES_INSEPARABLE, self._top())
                 return
-        if self._skipped:
-            mass = self.posterior()
-            for group in self._ambiguity_groups():
-                members = sorted(bits(group), key=lambda c: -mass[c])
-                if sum(mass[c] for c in members) >= self.confidence:
-                    self._finish(AnswerStatus.AMBIGUOUS, [(c, mass[c]) for c in members])
-                    return
+        self._finish_if_ambiguous()
 
     def _finish(self, status: AnswerStatus, top: list[tuple[int, float]]) -> None:
         super()._finish(status, top)
