@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from inject_history import git, inject_commit
+from inject_history import git, inject_commit, replace_once
 
 HERE = Path(__file__).resolve().parent
 HISTORY_TOOL = HERE.parent / "tools" / "cpython-history-from-debian"
@@ -91,6 +91,7 @@ class Phase:
     steps: int
     measured: bool = True  # False: extrapolated from fewer steps
     note: str = ""
+    hang_seconds: tuple[float, ...] = ()  # how long each run judged a hang took
 
 
 def say(text: str) -> None:
@@ -98,22 +99,21 @@ def say(text: str) -> None:
 
 
 # -- the history --------------------------------------------------------------
-def make_history(work: Path, given: Path | None) -> Path:
+def make_history(
+    work: Path, given: Path | None, suite: str = "trixie", package: str = "python3.13"
+) -> Path:
+    """`given`, or a history made with the Debian tool under `work` (once)."""
     if given is not None:
         return given.resolve()
-    dest = work / "cpython-history"
+    dest = work / f"{package}-history"
     if not dest.exists():
-        say(f"creating the history: {HISTORY_TOOL} trixie python3.13 {dest}")
-        subprocess.run([str(HISTORY_TOOL), "trixie", "python3.13", str(dest)], check=True)
+        say(f"creating the history: {HISTORY_TOOL} {suite} {package} {dest}")
+        subprocess.run([str(HISTORY_TOOL), suite, package, str(dest)], check=True)
     return dest
 
 
 def _inject_fatal_error(tree: Path) -> None:
-    target = tree / TARGET
-    text = target.read_text()
-    if text.count(ANCHOR) != 1:
-        raise SystemExit(f"{TARGET}: the anchor for the injection is not there exactly once")
-    target.write_text(text.replace(ANCHOR, INJECTION))
+    replace_once(tree / TARGET, ANCHOR, INJECTION)
 
 
 def inject(source: Path, dest: Path, position: int) -> tuple[list[str], str]:
@@ -145,8 +145,9 @@ def git_bisect_steps(history: Path, work: Path, good: str, bad: str, injected: s
 # -- naive ----------------------------------------------------------------------
 def naive(
     history: Path, work: Path, *, good: str, bad: str, repro: Path, jobs: int, injected: str,
-    steps_needed: int, max_steps: int | None,
+    steps_needed: int, max_steps: int | None, step_script: str = NAIVE_STEP,
 ) -> Phase:  # fmt: skip
+    """`git bisect run` with `step_script` (formatted with jobs and repro) at every step."""
     clone = work / "naive"
     shutil.rmtree(clone, ignore_errors=True)
     subprocess.run(["git", "clone", "-q", str(history), str(clone)], check=True)
@@ -154,7 +155,7 @@ def naive(
     times = work / "naive-times.txt"
     times.unlink(missing_ok=True)
     # Times go to a file outside the tree: `git clean -fdx` would delete it.
-    script = NAIVE_STEP.format(jobs=jobs, repro=shlex.quote(str(repro)))
+    script = step_script.format(jobs=jobs, repro=shlex.quote(str(repro)))
     step.write_text(
         "#!/bin/sh\n"
         f"start=$(date +%s.%N)\n( {script} )\nrc=$?\n"
@@ -211,14 +212,15 @@ def naive(
 def finbisect(
     name: str, history: Path, work: Path, *, good: str, bad: str, repro: Path, jobs: int,
     cache_dir: Path, injected: str, extra: list[str], env: dict[str, str] | None = None,
+    match: str | None = MATCH,
 ) -> Phase:  # fmt: skip
     slug = re.sub(r"[^\w.]+", "-", name).strip("-")
     out_json = work / f"{slug}.json"
     out_json.unlink(missing_ok=True)
     argv = [
         str(FINBISECT), "run", str(repro), "--repo", str(history), "--good", good, "--bad", bad,
-        "--match", MATCH, "-j", str(jobs), "--json", str(out_json), "--cache-dir", str(cache_dir),
-        *extra,
+        "-j", str(jobs), "--json", str(out_json), "--cache-dir", str(cache_dir),
+        *(["--match", match] if match else []), *extra,
     ]  # fmt: skip
     say(f"{name}: {shlex.join(argv)}")
     start = time.monotonic()
@@ -235,6 +237,8 @@ def finbisect(
         raise SystemExit(f"{name}: finbisect exited {done.returncode}; see {slug}.log in {work}")
     result: dict[str, Any] = json.loads(out_json.read_text())
     culprit = (result.get("culprit") or {}).get("sha")
+    hangs = [run["duration"] for step in result["steps"] for run in step["each_run"]
+             if run["kind"] == "hang"]  # fmt: skip
     return Phase(
         name=name,
         seconds=seconds,
@@ -243,6 +247,7 @@ def finbisect(
         builds=result["builds"],
         cached_builds=result["cached_builds"],
         steps=len(result["steps"]),
+        hang_seconds=tuple(hangs),
     )
 
 

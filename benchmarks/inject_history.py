@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["IDENTITY", "git", "inject_commit", "patch_applier"]
+__all__ = ["IDENTITY", "git", "inject_commit", "patch_applier", "replace_once"]
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "build_speed benchmark",
@@ -42,6 +42,14 @@ def patch_applier(patch: Path) -> Callable[[Path], None]:
         git(tree, "apply", str(patch.resolve()))
 
     return apply
+
+
+def replace_once(target: Path, anchor: str, replacement: str) -> None:
+    """A change's edit: `anchor`, found exactly once in `target`, becomes `replacement`."""
+    text = target.read_text()
+    if text.count(anchor) != 1:
+        raise SystemExit(f"{target.name}: the anchor for the injection is not there exactly once")
+    target.write_text(text.replace(anchor, replacement))
 
 
 def inject_commit(

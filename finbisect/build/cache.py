@@ -28,12 +28,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = [
     "CCACHE_DEFAULT_BYTES",
     "RECENT_USE_SECONDS",
     "BuildCache",
+    "CacheShares",
     "CachedBuild",
+    "disk_usage",
     "forget_in_use",
     "format_size",
     "parse_size",
@@ -46,14 +49,22 @@ _META_VERSION = 2  # 2: the interpreter's size and hash
 _NOT_RUN = shutil.ignore_patterns(".git", "*.o", "*.a", "__pycache__")
 _IN_USE = "builds-in-use"  # beside a hunt's lock: the builds it runs
 _STALE_STAGING_SECONDS = 3600.0
-CCACHE_SHARE = 0.25  # of --cache-size: ccache's objects; the rest is builds
+CCACHE_SHARE = 0.25  # of --cache-size: ccache's objects
+LOGS_SHARE = 0.05  # of --cache-size: hunts' and compares' logs; the rest is builds
 CCACHE_DEFAULT_BYTES = 5 * 1024**3
 
 
-def split_cache_size(total: int) -> tuple[int, int]:
-    """--cache-size as (bytes of builds, bytes of ccache objects)."""
-    ccache = int(total * CCACHE_SHARE)
-    return total - ccache, ccache
+class CacheShares(NamedTuple):
+    """How --cache-size is shared out, in bytes."""
+
+    builds: int
+    ccache: int
+    logs: int
+
+
+def split_cache_size(total: int) -> CacheShares:
+    ccache, logs = int(total * CCACHE_SHARE), int(total * LOGS_SHARE)
+    return CacheShares(builds=total - ccache - logs, ccache=ccache, logs=logs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +156,7 @@ class BuildCache:
             size, interpreter_size, interpreter_sha256 = 0, 0, ""
             if tree is not None:
                 _copy_tree(tree, staging / "tree")
-                size = _disk_usage(staging / "tree")
+                size = disk_usage(staging / "tree")
                 interpreter_size, interpreter_sha256 = _fingerprint_file(
                     staging / "tree" / interpreter
                 )
@@ -291,7 +302,7 @@ def _read(entry: Path) -> CachedBuild | None:
         return None
 
 
-def _disk_usage(path: Path) -> int:
+def disk_usage(path: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:

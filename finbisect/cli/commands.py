@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from finbisect.build.cache import BuildCache, format_size
+from finbisect.build.cache import BuildCache, format_size, split_cache_size
 from finbisect.build.doctor import Status, diagnose
 from finbisect.cli.params import (
     JSON_OPTION,
@@ -26,6 +26,7 @@ from finbisect.cli.params import (
 from finbisect.errors import ExitCode, UsageError
 from finbisect.hunt.compare import run_compare
 from finbisect.hunt.compare_options import COMPARE_OPTIONS, CompareOptions
+from finbisect.hunt.log_retention import log_folders, prune_logs
 from finbisect.hunt.options import CACHE_OPTIONS, default_cache_dir
 from finbisect.hunt.state import find_hunt, git_bisect_log, iter_hunts
 from finbisect.output.markdown import compare_markdown
@@ -69,6 +70,8 @@ def cache_list(*, cache_dir: Path | None) -> int:
         )
     total = format_size(sum(b.size for b in builds))
     click.echo(f"{len(builds)} builds, {total} in {cache.root.parent}")
+    logs = log_folders(cache.root.parent)
+    click.echo(f"{len(logs)} hunts' and compares' logs, {format_size(sum(f.size for f in logs))}")
     return 0
 
 
@@ -80,14 +83,20 @@ def cache_list(*, cache_dir: Path | None) -> int:
             _CACHE_SIZE,
             name="max_size",
             flags=("--max-size",),
-            help="Evict least recently used builds until the cache is this small.",
+            help="Shrink the cache (builds, then old hunts' logs) to this size.",
         ),
     )
 )
 def cache_prune(*, cache_dir: Path | None, max_size: int | None) -> int:
-    """Evict least recently used builds beyond --max-size."""
-    removed = _cache(cache_dir).prune(_CACHE_SIZE.default if max_size is None else max_size)
+    """Evict least recently used builds, then old hunts' logs, beyond --max-size."""
+    cache = _cache(cache_dir)
+    shares = split_cache_size(_CACHE_SIZE.default if max_size is None else max_size)
+    removed = cache.prune(shares.builds)
     click.echo(f"removed {len(removed)} builds, {format_size(sum(b.size for b in removed))}")
+    dropped = prune_logs(cache.root.parent, shares.logs)
+    if dropped:
+        freed = format_size(sum(f.size for f in dropped))
+        click.echo(f"removed the logs of {len(dropped)} old hunts and compares, {freed}")
     return 0
 
 

@@ -28,6 +28,7 @@ from finbisect.build.cache import (
 from finbisect.errors import BuildError, GitError
 from finbisect.hunt.claim import claim, scratch_dir
 from finbisect.hunt.compare_options import CompareItem, CompareOptions
+from finbisect.hunt.log_retention import prune_logs
 from finbisect.hunt.session import check_cache_dir
 from finbisect.models import Commit, RunClass
 from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
@@ -142,9 +143,9 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
                 )
             )
         used = [i for pair in interpreters.values() for i in pair]
-        cache.prune(
-            split_cache_size(options.cache_size)[0], keep=used, spare_used_within=RECENT_USE_SECONDS
-        )
+        shares = split_cache_size(options.cache_size)
+        cache.prune(shares.builds, keep=used, spare_used_within=RECENT_USE_SECONDS)
+        prune_logs(options.cache_dir, shares.logs, keep=logs)
         return CompareResult(
             a=workspace.commit(a),
             b=workspace.commit(b),
@@ -183,7 +184,7 @@ def _build_all(
         if config in interpreters:
             continue
         builder = Builder(
-            workspace, config, logs, cache, ccache_bytes=split_cache_size(cache_size)[1]
+            workspace, config, logs, cache, ccache_bytes=split_cache_size(cache_size).ccache
         )
         builder.check_tools()
         pair = []

@@ -33,6 +33,7 @@ from finbisect.errors import (
 from finbisect.hunt.answer_evidence import EvidenceSource, with_evidence
 from finbisect.hunt.claim import claim, scratch_dir
 from finbisect.hunt.judge import Judge, Judged, RunJudge, make_judge
+from finbisect.hunt.log_retention import prune_logs
 from finbisect.hunt.options import HuntOptions, hunt_key, reproduce_command
 from finbisect.hunt.progress import Progress, eta_seconds
 from finbisect.hunt.state import HuntState, SavedVisit, unfinished_hunt
@@ -86,9 +87,9 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             visits=[],
         )
         cache = BuildCache(options.cache_dir / "builds")
-        builds_bytes, ccache_bytes = split_cache_size(options.cache_size)
+        shares = split_cache_size(options.cache_size)
         builder = Builder(
-            workspace, options.build_config(), state.directory, cache, ccache_bytes=ccache_bytes
+            workspace, options.build_config(), state.directory, cache, ccache_bytes=shares.ccache
         )
         builder.check_tools()
         for end, sha in (("--good", good), ("--bad", bad)):
@@ -122,7 +123,8 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             raise
         # Keep the cache within bounds, never evicting what this hunt used nor what a
         # concurrent hunt may be running.
-        cache.prune(builds_bytes, keep=loop.used_builds, spare_used_within=RECENT_USE_SECONDS)
+        cache.prune(shares.builds, keep=loop.used_builds, spare_used_within=RECENT_USE_SECONDS)
+        prune_logs(options.cache_dir, shares.logs, keep=state.directory)
         result = loop.result(again, wall_seconds=time.monotonic() - started)
         if isinstance(judge, RunJudge) and options.evidence and result.culprit is not None:
             progress.activity("evidence: the symptom under gdb")

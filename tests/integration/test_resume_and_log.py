@@ -85,6 +85,26 @@ def test_a_finished_hunt_run_again_starts_afresh(tmp_path: Path, hunt: Hunt, cac
     assert json.loads((tmp_path / "out.json").read_text())["builds"] == 0
 
 
+def test_old_hunts_lose_their_logs_beyond_the_cache_size_but_stay_listed(
+    tmp_path: Path, hunt: Hunt, cache: Path
+) -> None:
+    history = linear_history(tmp_path / "repo", commits=12, culprit=5)
+    # --cache-size 1M leaves the logs 51 KiB: less than two of these hunts' logs.
+    for _ in range(3):
+        result = hunt(history.path, history.good, history.bad, "--runs", "2", "--cache-size", "1M")
+        assert result.exit_code == 0, result.stderr
+    oldest, middle, newest = sorted(cache.glob("repos/*/hunts/*"))
+    for pruned in (oldest, middle):
+        assert sorted(p.name for p in pruned.iterdir()) == ["logs-pruned", "state.json"]
+    assert list(newest.glob("run-*.log"))  # the hunt just finished keeps its logs
+    assert "logs" in invoke("cache", "list", "--cache-dir", str(cache)).stdout
+    runs = invoke("runs", "--cache-dir", str(cache))
+    assert all(h.name in runs.stdout for h in (oldest, middle, newest))
+    replay = invoke("log", oldest.name, "--cache-dir", str(cache))
+    assert replay.exit_code == 0
+    assert "git bisect bad" in replay.stdout
+
+
 @pytest.mark.parametrize(("fix", "runs"), [(False, ["--runs", "1"]), (True, []), (False, [])])
 def test_git_bisect_replay_accepts_the_log(
     tmp_path: Path, hunt: Hunt, cache: Path, fix: bool, runs: list[str]
