@@ -291,19 +291,14 @@ class NoisyBisection:
 
     def _settle(self) -> None:
         """Decide whether the search is over, and how."""
-        if self._phase is _Phase.DONE:
-            return
-        if self._runs >= self.max_runs:
+        if self._phase is _Phase.SEARCH:  # settled by the last runs, budget or not
+            post = self._model.snapshot()
+            if not post.cells:  # contradictory runs: no candidate explains them all
+                self._finish(AnswerStatus.AMBIGUOUS, [])
+            elif not self._finish_if_found(post):
+                self._finish_if_ambiguous()
+        if self._phase is not _Phase.DONE and self._runs >= self.max_runs:
             self._finish(AnswerStatus.BUDGET_SPENT, self._top())
-            return
-        if self._phase is not _Phase.SEARCH:
-            return
-        post = self._model.snapshot()
-        if not post.cells:  # contradictory runs: no candidate explains them all
-            self._finish(AnswerStatus.AMBIGUOUS, [])
-            return
-        if not self._finish_if_found(post):
-            self._finish_if_ambiguous()
 
     def _finish_if_found(self, post: Snapshot) -> bool:
         """FOUND when one candidate holds `confidence`, also at pessimistic rates."""

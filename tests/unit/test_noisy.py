@@ -206,6 +206,19 @@ def test_budget_spent_lists_candidates_with_probabilities() -> None:
     assert all(0 < p < 1 for p in probabilities)
 
 
+# Seeds whose capped hunt asks for the same batches (a tighter budget may shorten the
+# last batch, and then the hunt is another one): each failed before the fix.
+@pytest.mark.parametrize("seed", range(4))
+def test_runs_that_settle_the_culprit_and_spend_the_budget_report_it_found(seed: int) -> None:
+    graph = CandidateGraph.linear(64)
+    free = hunt(graph, culprit=30, p=0.5, seed=seed)
+    assert free.answer().status is AnswerStatus.FOUND
+    # The same hunt with exactly the runs it needed: its last batch spends the budget.
+    exact = hunt(graph, culprit=30, p=0.5, seed=seed, max_runs=free.runs_recorded)
+    assert exact.answer().status is AnswerStatus.FOUND
+    assert exact.answer().culprit == free.answer().culprit
+
+
 def test_unrelated_only_visit_is_a_skip() -> None:
     search = NoisyBisection(CandidateGraph.linear(4), bug_is_new=True, verify=False)
     search.record(3, symptoms=3, clean=0)
