@@ -94,6 +94,20 @@ def posterior_chart(result: Result, width: int = 64) -> list[str]:
     return [f"posterior |{bars}|", f"tested    |{''.join(marks)}|"]
 
 
+def _two_sided_line(result: Result) -> str:
+    good = [s for s in result.steps if s.verdict is Verdict.GOOD]
+    symptoms, runs = sum(s.symptoms for s in good), sum(s.runs for s in good)
+    if symptoms == 0:  # checked two-sided, but nothing ever showed on the good side
+        return (
+            f"two-sided model: the answer holds without assuming the good side never shows "
+            f"the symptom (it showed in none of its {runs} runs)"
+        )
+    return (
+        f"two-sided model: the symptom shows on both sides ({symptoms} of {runs} runs on the "
+        "good side); the answer is where its rate changed"
+    )
+
+
 def _noise_lines(result: Result) -> list[str]:
     lines = [f"warning: {warning}" for warning in result.warnings]
     lines += [f"note: {note}" for note in result.notes]
@@ -104,8 +118,7 @@ def _noise_lines(result: Result) -> list[str]:
             *lines,
             f"symptom rate before the culprit: {rate_text(result.p_before)}",
             f"symptom rate from the culprit on: {rate_text(result.p_after)}",
-            "two-sided model: the symptom may show on both sides; the answer is where its "
-            "rate changed",
+            _two_sided_line(result),
             *posterior_chart(result),
         ]
     if result.p is None:

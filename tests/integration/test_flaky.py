@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,11 @@ def test_flaky_regression_is_found_with_its_confidence(
     assert len(steps) == len(data["steps"])  # one step per revision, visits summed
     assert sum(s["runs"] for s in data["steps"]) == data["runs"]
     assert "posterior |" in result.stdout
-    # auto checks the one-sided answer without assuming a silent good side
+    # auto checks the one-sided answer without assuming a silent good side, and says
+    # that the good side was silent all the same
     assert "symptom rate before the culprit" in result.stdout
+    assert re.search(r"the good side never shows the symptom \(it showed in none of its \d+ runs\)",
+                     result.stdout)  # fmt: skip
     assert data["p_before"]["estimate"] < 0.2 < data["p_after"]["estimate"]
 
 
