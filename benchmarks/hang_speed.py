@@ -5,7 +5,8 @@
 
 Creates a real CPython history with
 `tools/cpython-history-from-debian bullseye python3.9 DIR` (3.9.2 and its
-Debian patches; or reuses one given by `--history`), clones it and inserts
+Debian patches; or reuses one given by `--history`: 3.9 or 3.13, e.g.
+`forky python3.13 DIR 3.13.15-1`), clones it and inserts
 one commit after index K (default 18) that makes `Py_FinalizeEx()` wait, with
 the GIL held and without a timeout, for the daemon threads to end before it
 tears the interpreter down. The repro's daemon thread waits on a lock the main
@@ -45,19 +46,28 @@ from build_speed import Phase, finbisect, git_bisect_steps, make_history, naive,
 from inject_history import inject_commit, replace_once
 
 TARGET = "Python/pylifecycle.c"
-ANCHOR = "    call_py_exitfuncs(tstate);\n\n    /* Copy the core config"
-INJECTION = (
-    "    call_py_exitfuncs(tstate);\n\n"
-    "    /* hang_speed.py: wait for the daemon threads to end before tearing\n"
-    "       down. Nothing ever releases `ended` (the regression to hunt), and\n"
-    "       the GIL stays held, so a daemon thread can never end: a deadlock. */\n"
-    "    if (tstate->interp->tstate_head != tstate || tstate->next != NULL) {\n"
-    "        PyThread_type_lock ended = PyThread_allocate_lock();\n"
-    "        PyThread_acquire_lock(ended, WAIT_LOCK);\n"
-    "        PyThread_acquire_lock(ended, WAIT_LOCK);\n"
-    "    }\n\n"
-    "    /* Copy the core config"
+# Where Py_FinalizeEx() has run the atexit functions, per version: (anchor, the
+# test for "a thread other than this one still has a thread state").
+_ANCHORS = (
+    (  # 3.9
+        "    call_py_exitfuncs(tstate);\n\n    /* Copy the core config",
+        "tstate->interp->tstate_head != tstate || tstate->next != NULL",
+    ),
+    (  # 3.13
+        "    _PyAtExit_Call(tstate->interp);\n\n    assert(_PyThreadState_GET() == tstate);",
+        "tstate->interp->threads.head != tstate || tstate->next != NULL",
+    ),
 )
+_DEADLOCK = """
+    /* hang_speed.py: wait for the daemon threads to end before tearing
+       down. Nothing ever releases `ended` (the regression to hunt), and
+       the GIL stays held, so a daemon thread can never end: a deadlock. */
+    if ({others_alive}) {{
+        PyThread_type_lock ended = PyThread_allocate_lock();
+        PyThread_acquire_lock(ended, WAIT_LOCK);
+        PyThread_acquire_lock(ended, WAIT_LOCK);
+    }}
+"""
 REPRO = """\
 import threading
 
@@ -80,7 +90,14 @@ TARGETS = {"cold": 3.0, "warm": 30.0, "classify_s": 3.0}
 
 
 def _inject_deadlock(tree: Path) -> None:
-    replace_once(tree / TARGET, ANCHOR, INJECTION)
+    text = (tree / TARGET).read_text()
+    for anchor, others_alive in _ANCHORS:
+        if anchor in text:
+            call, rest = anchor.split("\n", 1)
+            block = _DEADLOCK.format(others_alive=others_alive)
+            replace_once(tree / TARGET, anchor, f"{call}\n{block}{rest}")
+            return
+    raise SystemExit(f"{TARGET}: no known place to inject the deadlock (3.9 and 3.13 known)")
 
 
 def verdict(phases: list[Phase]) -> dict[str, object]:

@@ -30,7 +30,7 @@ __all__ = ["ProcResult", "kill_group", "run", "run_shell"]
 _HEAD_BYTES = 64 * 1024  # output kept from the start of the log
 _TAIL_BYTES = 256 * 1024  # and from its end: crash reports are printed last
 _LOG_LIMIT = 1024 * 1024  # a longer log keeps only its head and tail on disk
-_WATCH_INTERVAL = 0.25  # seconds between two calls of a `watch` hook
+_WATCH_INTERVAL = 0.1  # seconds between two calls of a `watch` hook (a /proc read: cheap)
 
 
 @dataclass(frozen=True, kw_only=True)
