@@ -102,11 +102,13 @@ def cpython_like_history(
     culprit: int,
     version: tuple[int, int] = (3, 13),
     configure_changes: tuple[int, ...] = (),
+    template_changes: tuple[int, ...] = (),
     tsan_from: int | None = None,
     broken_modules: tuple[int, ...] = (),
 ) -> GeneratedHistory:
     """`commits` commits; `culprit` makes ./python crash at exit; commits in
-    `configure_changes` edit `configure`; from `tsan_from` it knows TSan; at the
+    `configure_changes` edit `configure`, those in `template_changes` only
+    `Makefile.pre.in` (as most Debian patches do); from `tsan_from` it knows TSan; at the
     commits in `broken_modules` a module fails to link (the build check's case)."""
     builder = HistoryBuilder(path)
     files = builder.path
@@ -138,6 +140,9 @@ def cpython_like_history(
         script = CONFIGURE.format(extra=extra, edit=configure_edits)
         (files / "configure").write_text(script)
         (files / "configure").chmod(0o755)
+        if i in template_changes:
+            with (files / "Makefile.pre.in").open("a") as template:
+                template.write(f"# template change {i}\n")
         broken = "_finbisect_broken" if i in broken_modules else ""
         (files / "crash.h").write_text(
             f"#define CRASH {int(i >= culprit)}\n#define REAL_PYTHON {json.dumps(sys.executable)}\n"

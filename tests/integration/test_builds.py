@@ -102,6 +102,29 @@ def test_configure_reruns_only_when_its_inputs_change(
     assert [int((t / ".configure-count").read_text()) for t in trees] == [1, 1]
 
 
+def test_configure_results_outlive_template_changes(
+    tmp_path: Path, repro: Path, cache: Path
+) -> None:
+    # Makefile.pre.in changes at 9 and 20 (the configure script never does): each
+    # crossing reruns configure, and every run after the first reuses its tests.
+    history = cpython_like_history(
+        tmp_path / "repo", commits=32, culprit=5, template_changes=(9, 20)
+    )
+    result = _cpython_hunt(
+        repro, cache, tmp_path, history.path, "--good", history.good, "--bad", history.bad,
+        "--runs", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    configured = sum(int((t / ".configure-count").read_text()) for t in _build_trees(cache))
+    hits = [
+        line
+        for path in cache.glob("repos/*/build-*/.configure-cache-hits")
+        for line in path.read_text().split()
+    ]
+    assert configured > 2  # the templates made configure run again
+    assert hits == ["same"] * (configured - 1)
+
+
 def test_a_tree_back_at_a_configuration_reuses_its_configure_results(
     tmp_path: Path, repro: Path, cache: Path
 ) -> None:
