@@ -137,6 +137,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
                 parents=workspace.parents(result.culprit.sha),
                 build=loop.interpreter,
                 diff=workspace.diff(result.culprit.sha),
+                seen=judge.probe.hang_seen,
             )  # fmt: skip
             if result.evidence_note:
                 progress.note(result.evidence_note)

@@ -29,6 +29,7 @@ __all__ = [
     "capture_evidence",
     "changed_functions",
     "culprit_frames",
+    "hang_evidence",
 ]
 
 EVIDENCE_VERSION = 1
@@ -167,15 +168,22 @@ def capture_evidence(
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if not result.timed_out or not taken or not taken[0].threads:
+    if not result.timed_out or not taken:
         return None
-    head = "deadlocked" if result.deadlocked else result.hang_reason
+    return hang_evidence(sha, taken[0], result, log_path)
+
+
+def hang_evidence(sha: str, found: Stacks, run: proc.ProcResult, log: Path) -> Evidence | None:
+    """A hung run's stacks as evidence (None when gdb saw no thread)."""
+    if not found.threads:
+        return None
+    head = "deadlocked" if run.deadlocked else run.hang_reason
     return Evidence(
         sha=sha,
-        kind=kind,
-        signature=f"{head}: {taken[0].summary()}",
-        threads=taken[0].threads,
-        log=str(log_path),
+        kind=OutcomeKind.HANG,
+        signature=f"{head}: {found.summary()}",
+        threads=found.threads,
+        log=str(log),
     )
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from finbisect.models import Outcome, OutcomeKind, RunClass
 from finbisect.runs import proc, procfs, stacks
+from finbisect.runs.evidence import Evidence, hang_evidence
 from finbisect.runs.stacks import Stacks
 
 __all__ = ["DEFAULT_SYMPTOMS", "Probe", "ProbeConfig", "classify", "probe_env"]
@@ -158,6 +159,13 @@ class Probe:
         self.logs = logs
         self.env = probe_env(os.environ)
         self._advice: dict[str, None] = {}  # ordered set
+        # The first hang per revision that counted as the symptom, with its stacks: the
+        # evidence at the answer needs no rerun (which may wait the whole --timeout).
+        self._hangs_seen: dict[str, Evidence] = {}
+
+    def hang_seen(self, sha: str) -> Evidence | None:
+        """A symptomatic hang this probe caught at `sha`, stacks included, if any."""
+        return self._hangs_seen.get(sha)
 
     @property
     def advice(self) -> tuple[str, ...]:
@@ -244,6 +252,10 @@ class Probe:
             match=self.config.match,
             stacks=taken[0] if taken else None,
         )
+        if run_class is RunClass.SYMPTOM and taken and sha not in self._hangs_seen:
+            seen = hang_evidence(sha, taken[0], result, result.log_path)
+            if seen is not None:
+                self._hangs_seen.setdefault(sha, seen)  # runs in parallel threads: first wins
         return Outcome(
             kind=kind,
             run_class=run_class,

@@ -120,6 +120,21 @@ def test_a_hang_hunt_carries_the_deadlocked_threads_at_the_culprit(
 
 
 @needs_gdb
+def test_a_hang_caught_by_the_hunt_is_the_evidence_without_a_rerun(
+    hunt: Hunt, tmp_path: Path, cache: Path
+) -> None:
+    shas = _history(tmp_path / "repo", "hang")
+    result = hunt(tmp_path / "repo", shas[0], shas[-1], "--symptom", "hang", "--runs", "1")
+    assert result.exit_code == 0, result.stderr
+    evidence = result.json(tmp_path / "out.json")["evidence"]
+    assert evidence["sha"] == shas[CULPRIT]
+    # The stacks are those of the hunt's own hung run at the culprit: nothing ran again
+    # (a hang that is no deadlock would have cost the whole --timeout once more).
+    assert Path(evidence["log"]).name.startswith(f"run-{shas[CULPRIT][:12]}-")
+    assert not list(cache.glob("repos/*/hunts/*/evidence-*.log"))
+
+
+@needs_gdb
 def test_a_crash_hunt_carries_the_crashing_frame_at_the_culprit(hunt: Hunt, tmp_path: Path) -> None:
     shas = _history(tmp_path / "repo", "crash")
     result = hunt(tmp_path / "repo", shas[0], shas[-1], "--symptom", "crash", "--runs", "1")
