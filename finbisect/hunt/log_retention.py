@@ -7,7 +7,8 @@ of hunts add up. After each hunt or compare the oldest ended ones lose their
 logs until the rest fit: a hunt keeps its `state.json` (so `finbisect runs`
 and `finbisect log` still list and replay it) and gets a `logs-pruned` note;
 a compare has nothing else and goes whole. Hunts that can still be resumed
-(running, interrupted) and the one just finished keep theirs.
+(running, interrupted), the one just finished, and compares written to in the
+last hour (one may be running in another cache entry) keep theirs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from finbisect.build.cache import disk_usage
+from finbisect.build.cache import RECENT_USE_SECONDS, disk_usage
 from finbisect.hunt.state import STATE_FILE
 
 __all__ = ["PRUNED_NOTE", "LogFolder", "log_folders", "prune_logs"]
@@ -58,7 +59,13 @@ def _logs_size(folder: Path) -> int:
     return total
 
 
-def _resumable(folder: LogFolder) -> bool:
+def _in_use(folder: LogFolder) -> bool:
+    """Still wanted: a hunt that can be resumed, or a compare that may be running."""
+    if not folder.is_hunt:
+        try:
+            return time.time() - folder.path.stat().st_mtime < RECENT_USE_SECONDS
+        except OSError:
+            return False
     try:
         status = json.loads((folder.path / STATE_FILE).read_text()).get("status")
     except (OSError, ValueError, AttributeError):
@@ -91,7 +98,7 @@ def prune_logs(cache_dir: Path, max_bytes: int, *, keep: Path | None = None) -> 
     for folder in folders:
         if total <= max_bytes:
             break
-        if folder.size == 0 or folder.path == keep or _resumable(folder):
+        if folder.size == 0 or folder.path == keep or _in_use(folder):
             continue
         _drop_logs(folder)
         total -= folder.size

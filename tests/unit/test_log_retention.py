@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from finbisect.build.cache import split_cache_size
@@ -19,10 +21,12 @@ def _hunt(cache: Path, hunt_id: str, status: str, log_bytes: int = 50_000) -> Pa
     return folder
 
 
-def _compare(cache: Path, compare_id: str) -> Path:
+def _compare(cache: Path, compare_id: str, hours_ago: float = 2) -> Path:
     folder = cache / "repos" / "r-1" / "compares" / compare_id
     folder.mkdir(parents=True)
     (folder / "build-a.log").write_bytes(b"z" * 50_000)
+    then = time.time() - hours_ago * 3600
+    os.utime(folder, (then, then))
     return folder
 
 
@@ -42,15 +46,17 @@ def test_the_oldest_ended_logs_go_first_and_the_state_stays(tmp_path: Path) -> N
     assert prune_logs(tmp_path, one) == []  # within bounds now: nothing more goes
 
 
-def test_resumable_hunts_and_the_current_one_keep_their_logs(tmp_path: Path) -> None:
+def test_resumable_hunts_the_current_one_and_fresh_compares_keep_their_logs(tmp_path: Path) -> None:
     interrupted = _hunt(tmp_path, "20260101T000000.000000Z", "interrupted")
     running = _hunt(tmp_path, "20260102T000000.000000Z", "running")
     current = _hunt(tmp_path, "20260103T000000.000000Z", "finished")
     failed = _hunt(tmp_path, "20260104T000000.000000Z", "failed")
+    running_compare = _compare(tmp_path, "20260105T000000.000000Z", hours_ago=0)
 
     dropped = prune_logs(tmp_path, 0, keep=current)
 
     assert [f.path for f in dropped] == [failed]
+    assert (running_compare / "build-a.log").is_file()
     for kept in (interrupted, running, current):
         assert (kept / "run-abc-1.log").is_file()
 
