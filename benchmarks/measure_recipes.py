@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # by design). Keys are recipe ids; values the major.minor prefixes they apply to.
 APPLIES: dict[str, tuple[str, ...]] = {
     "bpo-21963": ("2.7",),
+    "bpo-36402": ("3.",),  # Python 3 code: on 2.7 every run is an error
+    "gh-96387": ("3.",),
 }
 
 

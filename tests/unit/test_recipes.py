@@ -83,6 +83,8 @@ def test_bundled_recipe_is_consistent(recipe: Recipe) -> None:
     for hunt in recipe.hunts:
         if hunt.culprit is None:
             assert hunt.note, "a hunt without culprit says why"
+    # Run on real builds (benchmarks/measure_recipes.py), or why it could not be.
+    assert recipe.measured or recipe.not_measured
     # A hang symptom needs no match; a script-side watchdog would need "error" + match.
     if OutcomeKind.ERROR in recipe.symptom:
         assert recipe.match
