@@ -273,9 +273,9 @@ def test_lru_eviction_keeps_the_most_recently_used(tmp_path: Path) -> None:
     cache = BuildCache(tmp_path / "builds")
     tree = tmp_path / "tree"
     tree.mkdir()
-    (tree / "python").write_bytes(b"x" * 10_000)
     (tree / "big.o").write_bytes(b"o" * 100_000)  # objects are not kept
     for sha in ("a" * 40, "b" * 40, "c" * 40):
+        (tree / "python").write_bytes(sha.encode() * 250)  # each build's own bytes
         cache.store(fingerprint="f", sha=sha, description="d", interpreter="python", tree=tree)
     assert not (cache.root / "f" / ("a" * 40) / "tree" / "big.o").exists()
     assert cache.lookup("f", "a" * 40) is not None  # now the most recently used
