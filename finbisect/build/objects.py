@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = ["EVERYTHING", "ObjectStore", "Selection", "Stored", "own_bytes", "uni
 _ALWAYS_SKIPPED_DIRS = frozenset({".git", "__pycache__"})
 _READ_ONLY = 0o444
 _EXECUTABLE = 0o555
+_RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +78,10 @@ class Stored:
 class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        # The hashes of the files stored from a build tree, by path and stat: the next
+        # revision stored from the same tree reads again only what make and the checkout
+        # rewrote (about 0.2 s less for a CPython tree). For this process only.
+        self._hashed: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def object_path(self, digest: str, *, executable: bool) -> Path:
         return self.root / digest[:2] / (digest + (".x" if executable else ""))
@@ -103,11 +109,23 @@ class ObjectStore:
                 # Stored as the file it names (the same object: it costs nothing), which
                 # need not be selected: 3.12+'s build/lib.* links to Modules/*.so.
                 path, info = inside, os.stat(inside)
-            digest = _sha256(path)
+            digest = self._digest(path, info)
             stored = self.object_path(digest, executable=bool(info.st_mode & stat.S_IXUSR))
             added += self._link(path, out, stored, size=info.st_size)
             digests[relative] = digest
         return Stored(digests=digests, added=added)
+
+    def _digest(self, path: str, info: os.stat_result) -> str:
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        known = self._hashed.get(path)
+        if known is not None and known[0] == key:
+            return known[1]
+        digest = _sha256(path)
+        # As git does with its index: a file changed within the clock's resolution of
+        # the last change may change again with the same stat; such a one is not kept.
+        if time.time_ns() - info.st_ctime_ns > _RACY_NS:
+            self._hashed[path] = (key, digest)
+        return digest
 
     def _link(self, path: str, out: str, stored: Path, *, size: int) -> int:
         """`out` becomes a link to the object `stored`, created from `path` if new;

@@ -155,3 +155,18 @@ def test_stored_files_are_read_only_and_a_replaced_one_changes_only_its_build(
     replacement.write_bytes(b"changed = 1\n")
     replacement.replace(one.tree / "Lib" / "big.py")
     assert (two.tree / "Lib" / "big.py").read_bytes() == b"shared = 1\n"
+
+
+def test_a_tree_stored_again_after_changes_stores_the_changes(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "builds")
+    tree = _tree(tmp_path / "tree", interpreter=b"#!/bin/sh\n", library=b"old = 1\n")
+    old = cache.store(
+        fingerprint="f", sha="a" * 40, description="d", interpreter="python", tree=tree
+    )
+    (tree / "Lib" / "big.py").write_bytes(b"new = 22\n")  # the next revision's checkout
+    new = cache.store(
+        fingerprint="f", sha="b" * 40, description="d", interpreter="python", tree=tree
+    )
+    assert (old.tree / "Lib" / "big.py").read_bytes() == b"old = 1\n"
+    assert (new.tree / "Lib" / "big.py").read_bytes() == b"new = 22\n"
+    assert (new.tree / "python").stat().st_ino == (old.tree / "python").stat().st_ino
