@@ -4,6 +4,7 @@ builds that run from wherever the cache is moved."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -170,3 +171,39 @@ def test_a_tree_stored_again_after_changes_stores_the_changes(tmp_path: Path) ->
     assert (old.tree / "Lib" / "big.py").read_bytes() == b"old = 1\n"
     assert (new.tree / "Lib" / "big.py").read_bytes() == b"new = 22\n"
     assert (new.tree / "python").stat().st_ino == (old.tree / "python").stat().st_ino
+
+
+def test_a_damaged_shared_interpreter_is_shared_no_more(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "builds")
+    interpreter = b"#!/bin/sh\n" + b"#" * 4096
+    tree = _tree(tmp_path / "tree", interpreter=interpreter, library=b"x = 1\n")
+    for sha in ("a" * 40, "b" * 40):
+        cache.store(fingerprint="f", sha=sha, description="d", interpreter="python", tree=tree)
+    first = cache.lookup("f", "a" * 40)
+    assert first is not None
+    damaged = first.tree / "python"
+    damaged.chmod(0o755)  # what only a disk error, or root, does to a read-only file
+    damaged.write_bytes(interpreter.replace(b"#", b"!", 1))  # same size, other bytes
+    assert cache.lookup("f", "a" * 40) is None  # to be rebuilt, not trusted
+    # Rebuilt while the other build still links the damaged file: a fresh copy.
+    again = cache.store(
+        fingerprint="f", sha="a" * 40, description="d", interpreter="python", tree=tree
+    )
+    assert (again.tree / "python").read_bytes() == interpreter
+    assert cache.lookup("f", "a" * 40) is not None
+    assert cache.lookup("f", "b" * 40) is None  # it linked the damaged file too
+
+
+def test_entries_of_another_cache_version_are_pruned_first(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "builds")
+    old = tmp_path / "builds" / "f" / ("o" * 40)
+    (old / "tree").mkdir(parents=True)
+    (old / "tree" / "python").write_bytes(b"old" * 10_000)
+    (old / "build.json").write_text(json.dumps({"version": 2, "sha": "o" * 40}))
+    tree = _tree(tmp_path / "tree", interpreter=b"#!/bin/sh\n", library=b"x = 1\n")
+    cache.store(fingerprint="f", sha="n" * 40, description="d", interpreter="python", tree=tree)
+    assert [b.sha[0] for b in cache.entries()] == ["n"]  # the old one is not used
+    assert not cache.has("f", "o" * 40)
+    assert cache.prune(cache.total_bytes() - 1) == []  # freed enough: the new one stays
+    assert not old.exists()
+    assert [b.sha[0] for b in cache.entries()] == ["n"]
