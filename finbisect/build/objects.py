@@ -130,18 +130,22 @@ class ObjectStore:
     def _link(self, path: str, out: str, stored: Path, *, size: int) -> int:
         """`out` becomes a link to the object `stored`, created from `path` if new;
         the bytes it added."""
-        with contextlib.suppress(FileNotFoundError):
+        try:
             if stored.stat().st_size == size:
                 os.link(stored, out)
                 return 0
             stored.unlink()  # damaged (its size is not its content's): replaced below
-        shutil.copyfile(path, out)
-        os.chmod(out, _EXECUTABLE if stored.name.endswith(".x") else _READ_ONLY)
+        except FileNotFoundError:
+            pass
+        except OSError:  # too many links (65000 on ext4), no hard links here: a copy
+            return _copy(path, out, executable=stored.name.endswith(".x"))
+        added = _copy(path, out, executable=stored.name.endswith(".x"))
         stored.parent.mkdir(parents=True, exist_ok=True)
-        # A concurrent store may have created it first: then this tree keeps its own copy.
-        with contextlib.suppress(FileExistsError):
+        # A concurrent store may have created it first, or the file system has no hard
+        # links: then this tree keeps its own copy (its link count says it is its own).
+        with contextlib.suppress(OSError):
             os.link(out, stored)
-        return os.stat(out).st_blocks * 512
+        return added
 
     def forget(self, digest: str) -> None:
         """Stop sharing a damaged object: new stores make a fresh one (trees keep theirs)."""
@@ -204,6 +208,13 @@ def _selected(source: Path, selection: Selection) -> list[str]:
             if wants(prefix + name):
                 found.append(prefix + name)
     return found
+
+
+def _copy(path: str, out: str, *, executable: bool) -> int:
+    """A read-only copy of `path` at `out`; its bytes on disk."""
+    shutil.copyfile(path, out)
+    os.chmod(out, _EXECUTABLE if executable else _READ_ONLY)
+    return os.stat(out).st_blocks * 512
 
 
 def _file_inside(link: str, tree: Path) -> str | None:
