@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
 
 # Committed files: what running needs (Lib/, gdb's libpython.py) and what it does not.
 RUNTIME_SOURCES = {
-    "Lib/os.py": "# the stdlib landmark\n" + "x = 1\n" * 20_000,  # big: shared, counted once
+    "Lib/os.py": "# the stdlib landmark\n" + "x = 1\n" * 200_000,  # big: shared, counted once
     "Lib/json/__init__.py": "",
     "Tools/gdb/libpython.py": "# py-bt\n",
     "Tools/scripts/unused.py": "",

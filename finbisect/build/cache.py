@@ -203,8 +203,12 @@ class BuildCache:
 
     def entries(self) -> list[CachedBuild]:
         """Every cached build, most recently used first, with the bytes it alone holds."""
+        return [replace(build, size=own_bytes(build.path)) for build in self._builds()]
+
+    def _builds(self) -> list[CachedBuild]:
+        """Every cached build, most recently used first (sizes not counted)."""
         found = [
-            replace(build, size=own_bytes(build.path))
+            build
             for meta in self.root.glob(f"*/*/{_META}")
             if (build := _read(meta.parent)) is not None
         ]
@@ -235,8 +239,10 @@ class BuildCache:
                 shutil.rmtree(entry, ignore_errors=True)
         self.objects.sweep()
         total = self.total_bytes()
+        if total <= max_bytes:
+            return []  # the usual case, at every hunt's end: no build's size is needed
         removed = []
-        for build in reversed(self.entries()):  # least recently used first
+        for build in reversed(self._builds()):  # least recently used first
             if total <= max_bytes:
                 break
             if any(build.path in path.parents for path in kept) or build.last_used > recent:

@@ -166,9 +166,12 @@ class ObjectStore:
 
 
 def own_bytes(tree: Path) -> int:
-    """Bytes on disk that only this tree holds: its files with no link but the object's."""
+    """Bytes on disk that only this tree holds: its directories, and its files with no
+    link but the object's."""
     total = 0
     for root, _dirs, files in os.walk(tree):
+        with contextlib.suppress(OSError):
+            total += os.lstat(root).st_blocks * 512
         for name in files:
             with contextlib.suppress(OSError):
                 info = (Path(root) / name).lstat()
@@ -178,10 +181,12 @@ def own_bytes(tree: Path) -> int:
 
 
 def unique_bytes(path: Path) -> int:
-    """Bytes on disk under `path`, each hard-linked file counted once."""
+    """Bytes on disk under `path`, each hard-linked file counted once (as `du` does)."""
     seen: set[tuple[int, int]] = set()
     total = 0
     for root, _dirs, files in os.walk(path):
+        with contextlib.suppress(OSError):
+            total += os.lstat(root).st_blocks * 512
         for name in files:
             with contextlib.suppress(OSError):
                 info = (Path(root) / name).lstat()
