@@ -171,11 +171,13 @@ class BuildCache:
             size, interpreter_size, interpreter_sha256 = 0, 0, ""
             if tree is not None:
                 stored = self.objects.link_tree(tree, staging / "tree", selection)
-                if interpreter not in stored.digests:
-                    raise OSError(f"the build tree has no file {interpreter} to store")
                 size = stored.added
-                interpreter_size = (staging / "tree" / interpreter).stat().st_size
-                interpreter_sha256 = stored.digests[interpreter]
+                kept = staging / "tree" / interpreter
+                if interpreter in stored.digests:  # (hashed already)
+                    interpreter_size = kept.stat().st_size
+                    interpreter_sha256 = stored.digests[interpreter]
+                else:  # a link out of the tree, kept as a link
+                    interpreter_size, interpreter_sha256 = _fingerprint_file(kept)
             build = CachedBuild(
                 sha=sha,
                 fingerprint=fingerprint,

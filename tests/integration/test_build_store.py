@@ -207,3 +207,18 @@ def test_entries_of_another_cache_version_are_pruned_first(tmp_path: Path) -> No
     assert cache.prune(cache.total_bytes() - 1) == []  # freed enough: the new one stays
     assert not old.exists()
     assert [b.sha[0] for b in cache.entries()] == ["n"]
+
+
+def test_an_interpreter_linked_from_outside_the_tree_is_kept_as_a_link(tmp_path: Path) -> None:
+    outside = tmp_path / "installed" / "python3"
+    outside.parent.mkdir()
+    outside.write_bytes(b"#!/bin/sh\necho outside\n")
+    outside.chmod(0o755)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "python").symlink_to(outside)  # what a user's --build-cmd may leave
+    cache = BuildCache(tmp_path / "builds")
+    cache.store(fingerprint="f", sha="a" * 40, description="d", interpreter="python", tree=tree)
+    build = cache.lookup("f", "a" * 40)
+    assert build is not None
+    assert (build.tree / "python").readlink() == outside
