@@ -4,7 +4,11 @@ It has what finbisect's CPython recipe reads and runs: `configure` (a shell
 script that records its arguments and environment, counts its runs and writes
 a Makefile), `Makefile.pre.in` with the `platform` and `sharedmods` targets,
 and `Include/patchlevel.h`. The built `./python` crashes like the bpo-9901
-bug from a chosen commit on. Asked to run code (`-c`, as finbisect's build
+bug from a chosen commit on. Like CPython's, it runs only beside its build
+directory's landmarks (Lib/os.py, pybuilddir.txt and the built modules it
+names, one of them a link to Modules/ as on 3.12+; Tools/gdb/libpython.py for
+gdb), found from its own path, so a stored build runs only if the cache kept
+them. Asked to run code (`-c`, as finbisect's build
 check does), it hands over to the real Python running the tests; at the
 commits in `broken_modules` the build "fails to link" a module: the make log
 says so, as 2.7's setup.py does, and the module cannot be imported.
@@ -55,6 +59,9 @@ sed "s|@CONFIG_ARGS@|$args|" Makefile.pre.in > Makefile
 MAKEFILE_PRE_IN = """\
 python: main.c crash.h
 \t$(CC) -o python main.c -DCONFIG_ARGS='"@CONFIG_ARGS@"'
+\tmkdir -p build/lib.fake && echo build/lib.fake > pybuilddir.txt
+\techo 'build_time_vars = {}' > build/lib.fake/_sysconfigdata_fake.py
+\techo 'a built module' > Modules/_fake.so && ln -sf ../../Modules/_fake.so build/lib.fake/_fake.so
 \techo "$@" >> compile.log
 \tif grep -q '"_' crash.h; then \\
 \t  echo "building '_finbisect_broken' extension"; \\
@@ -73,7 +80,29 @@ MAIN_C = """\
 #include <string.h>
 #include <unistd.h>
 #include "crash.h"
+/* CPython's getpath: the build directory's landmarks, beside the executable. */
+static int find_landmarks(void) {
+    static const char *landmarks[] = {"Lib/os.py", "pybuilddir.txt",
+        "build/lib.fake/_sysconfigdata_fake.py", "build/lib.fake/_fake.so",
+        "Tools/gdb/libpython.py"};
+    char dir[4096], path[4400];
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    if (n <= 0)
+        return 0;
+    dir[n] = 0;
+    *strrchr(dir, '/') = 0;
+    for (size_t i = 0; i < sizeof landmarks / sizeof *landmarks; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, landmarks[i]);
+        if (access(path, R_OK) != 0) {
+            fprintf(stderr, "Could not find platform independent libraries (%s)\\n", path);
+            return 0;
+        }
+    }
+    return 1;
+}
 int main(int argc, char **argv) {
+    if (!find_landmarks())
+        return 1;
     if (argc > 2 && strcmp(argv[1], "-c") == 0) {  /* run code: the real Python does */
         char *args[64] = {REAL_PYTHON};
         int n = 1;
@@ -93,6 +122,15 @@ int main(int argc, char **argv) {
     return argc > 1 ? 0 : 2;
 }
 """
+
+# Committed files: what running needs (Lib/, gdb's libpython.py) and what it does not.
+RUNTIME_SOURCES = {
+    "Lib/os.py": "# the stdlib landmark\n" + "x = 1\n" * 200_000,  # big: shared, counted once
+    "Lib/json/__init__.py": "",
+    "Tools/gdb/libpython.py": "# py-bt\n",
+    "Tools/scripts/unused.py": "",
+    "Doc/index.rst": "docs\n",
+}
 
 
 def cpython_like_history(
@@ -128,8 +166,12 @@ def cpython_like_history(
             "posix posixmodule.c\n#time timemodule.c # -lm # time operations\n"
         )
     (files / "main.c").write_text(MAIN_C)
+    for name, text in RUNTIME_SOURCES.items():
+        (files / name).parent.mkdir(parents=True, exist_ok=True)
+        (files / name).write_text(text)
     (files / ".gitignore").write_text(
         "python\nMakefile\nconfig.args\nconfig.env\nconfig.cache\n.configure-*\n*.log\n*.o\n"
+        "build/\npybuilddir.txt\nModules/*.so\n"
     )
     shas = []
     configure_edits = 0

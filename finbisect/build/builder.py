@@ -2,7 +2,7 @@
 
 Three layers, cheapest first:
 1. the build cache: a revision ever built with this configuration compiles
-   nothing (its copied tree is run directly);
+   nothing (its stored files are run directly);
 2. a persistent build tree per (repository, configuration): the next revision
    is checked out there and `make` recompiles what the checkout changed;
    CPython's configure re-runs only when its inputs changed (cpython_build.py);
@@ -241,6 +241,7 @@ class Builder:
                 description=self.config.description,
                 interpreter=self.config.interpreter,
                 tree=tree,
+                selection=self.config.stored_files,
                 reason=reason,
                 error_lines=error_lines,
             )

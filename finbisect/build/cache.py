@@ -1,8 +1,13 @@
 """Built interpreters kept per (commit, build configuration), least recently used out.
 
-A cached build is a copy of the build tree right after a successful build,
-minus `.git`, object files and static archives (nothing runs them), so the
-interpreter runs from it as from its build directory. Failed builds are
+A cached build keeps what running the interpreter needs from the build tree
+right after a successful build: the builder says which files (a `Selection`:
+CPython's runtime files, or for a user's --build-cmd everything but `.git`,
+object files and static archives), laid out as in the build directory, so the
+interpreter runs from it as from there, wherever the cache is moved. Each
+distinct file is stored once (objects.py) and hard-linked into every build
+holding it, read-only; a build's size is the bytes only it holds, and the
+cache's total counts shared files once. Failed builds are
 remembered too (without a tree), so a second hunt over the same range
 compiles nothing; failures that may be transient (timeouts, signals) are not.
 The interpreter's size and hash are recorded, and a copy that no longer
@@ -12,8 +17,10 @@ Builds in use by a live hunt are never evicted, not even by `cache clear`:
 a hunt lists the builds it uses beside its lock (`repos/<repo>/builds-in-use`),
 and a held lock marks the list as live.
 
-Layout: `<cache>/builds/<fingerprint>/<sha>/{build.json,tree/}`. Builds are
-shared between repositories: the same commit builds the same interpreter.
+Layout: `<cache>/builds/<fingerprint>/<sha>/{build.json,tree/}` and
+`<cache>/builds/objects/`. Builds are shared between repositories: the same
+commit builds the same interpreter. Entries of another cache version are never
+used, and are the first to go when pruning.
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ import os
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
+
+from finbisect.build.objects import EVERYTHING, ObjectStore, Selection, own_bytes, unique_bytes
 
 __all__ = [
     "CCACHE_DEFAULT_BYTES",
@@ -36,6 +45,7 @@ __all__ = [
     "BuildCache",
     "CacheShares",
     "CachedBuild",
+    "Selection",
     "disk_usage",
     "forget_in_use",
     "format_size",
@@ -45,8 +55,8 @@ __all__ = [
 ]
 
 _META = "build.json"
-_META_VERSION = 2  # 2: the interpreter's size and hash
-_NOT_RUN = shutil.ignore_patterns(".git", "*.o", "*.a", "__pycache__")
+_META_VERSION = 3  # 2: the interpreter's size and hash; 3: selected files, shared objects
+_OBJECTS = "objects"
 _IN_USE = "builds-in-use"  # beside a hunt's lock: the builds it runs
 _STALE_STAGING_SECONDS = 3600.0
 CCACHE_SHARE = 0.25  # of --cache-size: ccache's objects
@@ -76,7 +86,7 @@ class CachedBuild:
     ok: bool
     reason: str = ""  # why it failed, when not ok
     error_lines: tuple[str, ...] = ()
-    size: int = 0  # bytes on disk
+    size: int = 0  # bytes on disk only this build holds (entries() counts them afresh)
     created: float = 0.0
     interpreter_size: int = 0
     interpreter_sha256: str = ""
@@ -102,6 +112,7 @@ RECENT_USE_SECONDS = 3600.0
 class BuildCache:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.objects = ObjectStore(root / _OBJECTS)
 
     @property
     def ccache_dir(self) -> Path:
@@ -113,7 +124,7 @@ class BuildCache:
 
     def has(self, fingerprint: str, sha: str) -> bool:
         """Is there a build (successful or not) for `sha`? Does not count as a use."""
-        return (self._entry(fingerprint, sha) / _META).is_file()
+        return _read(self._entry(fingerprint, sha)) is not None
 
     def lookup(self, fingerprint: str, sha: str) -> CachedBuild | None:
         """The cached build, marked as just used; None if absent, unreadable or damaged
@@ -122,6 +133,7 @@ class BuildCache:
         if build is None:
             return None
         if build.ok and not _intact(build):
+            self.objects.forget(build.interpreter_sha256)  # shared no more: others check theirs
             self.discard(build)
             return None
         with contextlib.suppress(OSError):
@@ -131,6 +143,7 @@ class BuildCache:
     def discard(self, build: CachedBuild) -> None:
         """Forget one build (damaged, or no longer trusted)."""
         shutil.rmtree(build.path, ignore_errors=True)
+        self.objects.sweep()
 
     def store(
         self,
@@ -140,10 +153,12 @@ class BuildCache:
         description: str,
         interpreter: str,
         tree: Path | None,
+        selection: Selection = EVERYTHING,
         reason: str = "",
         error_lines: tuple[str, ...] = (),
     ) -> CachedBuild:
-        """Copy `tree` (None for a failed build) into the cache; atomic per entry.
+        """Store `selection` of `tree` (None for a failed build) in the cache; atomic
+        per entry. The build's `size` is the bytes this store added.
 
         Raises OSError (a full disk, say) with nothing left behind.
         """
@@ -155,11 +170,14 @@ class BuildCache:
             staging.mkdir(parents=True)
             size, interpreter_size, interpreter_sha256 = 0, 0, ""
             if tree is not None:
-                _copy_tree(tree, staging / "tree")
-                size = disk_usage(staging / "tree")
-                interpreter_size, interpreter_sha256 = _fingerprint_file(
-                    staging / "tree" / interpreter
-                )
+                stored = self.objects.link_tree(tree, staging / "tree", selection)
+                size = stored.added
+                kept = staging / "tree" / interpreter
+                if interpreter in stored.digests:  # (hashed already)
+                    interpreter_size = kept.stat().st_size
+                    interpreter_sha256 = stored.digests[interpreter]
+                else:  # a link out of the tree, kept as a link
+                    interpreter_size, interpreter_sha256 = _fingerprint_file(kept)
             build = CachedBuild(
                 sha=sha,
                 fingerprint=fingerprint,
@@ -174,24 +192,38 @@ class BuildCache:
                 interpreter_sha256=interpreter_sha256,
                 path=final,
             )
-            meta = {k: v for k, v in asdict(build).items() if k != "path"}
+            meta = {k: v for k, v in asdict(build).items() if k not in ("path", "size")}
             (staging / _META).write_text(json.dumps({"version": _META_VERSION, **meta}, indent=1))
             if final.exists():  # another hunt stored the same build meanwhile
                 shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # a full disk leaves no half copy
+            self.objects.sweep()  # nor objects only it held
             raise
         return build
 
     def entries(self) -> list[CachedBuild]:
-        """Every cached build, most recently used first."""
+        """Every cached build, most recently used first, with the bytes it alone holds."""
+        return [replace(build, size=own_bytes(build.path)) for build in self._builds()]
+
+    def _builds(self) -> list[CachedBuild]:
+        """Every cached build, most recently used first (sizes not counted)."""
         found = [
             build
             for meta in self.root.glob(f"*/*/{_META}")
             if (build := _read(meta.parent)) is not None
         ]
         return sorted(found, key=lambda b: b.last_used, reverse=True)
+
+    def total_bytes(self) -> int:
+        """The builds' bytes on disk, each shared file once (outdated entries included)."""
+        return unique_bytes(self.root)
+
+    def outdated(self) -> list[Path]:
+        """Entries another version of the cache wrote: never used, pruned first."""
+        metas = self.root.glob(f"*/*/{_META}")
+        return [meta.parent for meta in metas if _read(meta.parent) is None]
 
     def prune(
         self, max_bytes: int, *, keep: Iterable[Path] = (), spare_used_within: float = 0
@@ -203,18 +235,26 @@ class BuildCache:
         sharing this cache may be running one right now.
         """
         kept = [*keep, *self.in_use_by_live_hunts()]
-        entries = self.entries()
-        total = sum(b.size for b in entries)
-        removed = []
         recent = time.time() - spare_used_within
-        for build in reversed(entries):  # least recently used first
+        for entry in self.outdated():
+            if not any(entry in path.parents for path in kept):
+                shutil.rmtree(entry, ignore_errors=True)
+        self.objects.sweep()
+        total = self.total_bytes()
+        if total <= max_bytes:
+            return []  # the usual case, at every hunt's end: no build's size is needed
+        removed = []
+        for build in reversed(self._builds()):  # least recently used first
             if total <= max_bytes:
                 break
             if any(build.path in path.parents for path in kept) or build.last_used > recent:
                 continue
+            # What it alone holds now: removing others may have left it sole holder of more.
+            freed = own_bytes(build.path)
             shutil.rmtree(build.path, ignore_errors=True)
-            total -= build.size
-            removed.append(build)
+            total -= freed
+            removed.append(replace(build, size=freed))
+        self.objects.sweep()
         return removed
 
     def clear(self) -> list[CachedBuild]:
@@ -259,14 +299,6 @@ def _lock_is_held(lock: Path) -> bool:
     except OSError:
         return False
     return False
-
-
-def _copy_tree(tree: Path, target: Path) -> None:
-    try:
-        shutil.copytree(tree, target, symlinks=True, ignore=_NOT_RUN)
-    except shutil.Error as exc:  # copytree gathers the OSErrors of its files into this one
-        first = exc.args[0][0] if exc.args and exc.args[0] else ("", "", str(exc))
-        raise OSError(f"copying the build tree failed: {first[2]}") from None
 
 
 def _fingerprint_file(path: Path) -> tuple[int, str]:

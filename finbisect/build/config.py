@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from finbisect.build.check import top_level_imports
-from finbisect.build.cpython import Workaround
+from finbisect.build.cpython import RUNTIME_FILES, RUNTIME_SKIPPED, Workaround
 from finbisect.build.modules import needs_extension_modules, needs_test_modules
+from finbisect.build.objects import EVERYTHING, Selection
 from finbisect.models import Flavour
 
 __all__ = ["BuildConfig", "BuildResult", "find_ccache"]
@@ -38,6 +39,14 @@ class BuildConfig:
             return f"build command: {self.command}"
         extra = " ".join(self.configure_flags)
         return f"CPython {self.flavour.value}" + (f" {extra}" if extra else "")
+
+    @property
+    def stored_files(self) -> Selection:
+        """What the build cache keeps of a built tree: CPython's runtime files, or all of
+        a user's build but objects and archives (we cannot know what it runs)."""
+        if self.command is not None:
+            return EVERYTHING
+        return Selection(include=(self.interpreter, *RUNTIME_FILES), exclude=RUNTIME_SKIPPED)
 
     def fingerprint(self) -> str:
         """Identifies what a build produces: not parallelism, ccache or the modules checked.

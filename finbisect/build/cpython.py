@@ -6,7 +6,9 @@
 - the make targets that give an interpreter able to run a repro, and the
   Setup.local that builds in what it needs (modules.py);
 - the table of workarounds for old trees on a current toolchain (empty until a
-  real tree needs one), which users extend with `--workaround`.
+  real tree needs one), which users extend with `--workaround`;
+- which files of a built tree running the interpreter needs (the build cache
+  keeps only those).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from finbisect.errors import UsageError
 from finbisect.models import Flavour
 
 __all__ = [
+    "RUNTIME_FILES",
+    "RUNTIME_SKIPPED",
     "WORKAROUNDS",
     "BuildPlan",
     "Version",
@@ -50,6 +54,25 @@ _FLAVOUR_ENV: dict[Flavour, tuple[tuple[str, str], ...]] = {
 # Flags that only save time, passed when the revision's configure knows them.
 _TIME_SAVERS = {"--without-ensurepip": "with_ensurepip"}
 _TEST_MODULES_FLAG = ("--disable-test-modules", "enable_test_modules")
+
+# What the interpreter needs to run from (a copy of) its build directory, besides
+# itself: checked on real 2.7.18, 3.9.2 and 3.13 builds copied elsewhere, each file
+# left out in turn (docs/architecture.md, "The build cache"). getpath finds the
+# build directory by a landmark beside the executable: Modules/Setup on 2.7,
+# Modules/Setup.local on 3.x, pybuilddir.txt on 3.11+; without it the interpreter
+# looks for an installed stdlib, and may find another's. sysconfig.is_python_build
+# looks for Setup.dist (2.7) or Setup.local; sysconfig reads _sysconfigdata (in
+# build/lib.*), never the Makefile or pyconfig.h. Patterns: `*` also matches `/`.
+RUNTIME_FILES = (
+    "pybuilddir.txt",  # where the built modules are (build/lib.<platform>-<version>)
+    "Lib/*",  # the standard library (Lib/os.py is the stdlib landmark)
+    "build/lib.*/*",  # the built extension modules and _sysconfigdata
+    "Modules/Setup*",  # the build-directory landmarks, on every era
+    "libpython*.so*",  # a --enable-shared build's library
+    "Tools/gdb/libpython.py",  # gdb's py-bt, for hang and crash stacks (runs/stacks.py)
+)
+# Regenerated when imported (2.7 writes *.pyc beside the sources), and never run.
+RUNTIME_SKIPPED = ("*.pyc", "*.o", "*.a")
 
 
 @dataclass(frozen=True, order=True)

@@ -59,7 +59,7 @@ def cache() -> None:
 @cache.command("list")
 @CACHE_DIR_OPTION
 def cache_list(*, cache_dir: Path | None) -> int:
-    """Cached builds, most recently used first, with their sizes."""
+    """Cached builds, most recently used first, with the bytes each alone holds."""
     cache = _cache(cache_dir)
     builds = cache.entries()
     for build in builds:
@@ -68,8 +68,12 @@ def cache_list(*, cache_dir: Path | None) -> int:
         click.echo(
             f"{build.sha[:12]}  {format_size(build.size):>10}  {used}  {build.description}  {state}"
         )
-    total = format_size(sum(b.size for b in builds))
-    click.echo(f"{len(builds)} builds, {total} in {cache.root.parent}")
+    total = cache.total_bytes()  # files the builds share counted once
+    shared = format_size(max(0, total - sum(b.size for b in builds)))
+    click.echo(
+        f"{len(builds)} builds, {format_size(total)} in {cache.root.parent} "
+        f"({shared} of it in files builds share)"
+    )
     logs = log_folders(cache.root.parent)
     click.echo(f"{len(logs)} hunts' and compares' logs, {format_size(sum(f.size for f in logs))}")
     return 0
