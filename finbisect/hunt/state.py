@@ -199,16 +199,18 @@ def git_bisect_log(state: HuntState) -> str:
     lines.append(
         "git bisect start" + ("" if regression else " '--term-old=broken' '--term-new=fixed'")
     )
-    seen = set()
+    marks: dict[str, tuple[str, str]] = {}  # sha -> (term, subject), in visit order
     for visit in state.visits:
-        sha = visit.step.commit.sha
-        if sha in seen:
-            continue
-        seen.add(sha)
         term = {"new": new, "old": old, "skip": "skip"}[
             visit.implied or _observed(visit, regression)
         ]
-        lines.append(f"# {term}: [{sha}] {visit.step.commit.subject}")
+        marks.setdefault(visit.step.commit.sha, (term, visit.step.commit.subject))
+    # git keeps one "new" ref, the last one marked: a later revision marked new after
+    # the culprit would replace it and leave the replay short of an answer.
+    if state.culprit is not None and marks.get(state.culprit, ("",))[0] == new:
+        marks[state.culprit] = marks.pop(state.culprit)
+    for sha, (term, subject) in marks.items():
+        lines.append(f"# {term}: [{sha}] {subject}")
         lines.append(f"git bisect {term} {sha}")
     if state.culprit is not None:
         subject = next(

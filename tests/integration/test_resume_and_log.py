@@ -131,6 +131,30 @@ def test_git_bisect_replay_accepts_the_log(
     assert found.group(1) == history.culprit
 
 
+def test_the_replay_ends_on_the_culprit_whatever_order_the_visits_came_in(
+    tmp_path: Path, hunt: Hunt, cache: Path
+) -> None:
+    history = linear_history(tmp_path / "repo", commits=30, culprit=17)
+    assert hunt(history.path, history.good, history.bad, "--runs", "1").exit_code == 0
+    # A noisy search may come back to a revision after the culprit once it has marked
+    # the culprit: move the bad end's visit last, as such a hunt would have it.
+    (path,) = cache.glob("repos/*/hunts/*/state.json")
+    state = json.loads(path.read_text())
+    is_bad_end = [v["step"]["sha"] == history.bad for v in state["visits"]]
+    state["visits"] = [v for v, end in zip(state["visits"], is_bad_end, strict=True) if not end] + [
+        v for v, end in zip(state["visits"], is_bad_end, strict=True) if end
+    ]
+    path.write_text(json.dumps(state))
+    (tmp_path / "bisect.log").write_text(invoke("log", "--cache-dir", str(cache)).stdout)
+    clone = tmp_path / "replay"
+    subprocess.run(["git", "clone", "-q", str(history.path), str(clone)], check=True)
+    replay = subprocess.run(
+        ["git", "-C", str(clone), "bisect", "replay", str(tmp_path / "bisect.log")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"{history.culprit} is the first bad commit" in replay.stdout
+
+
 def test_log_of_an_unknown_hunt(tmp_path: Path) -> None:
     result = invoke("log", "nope", "--cache-dir", str(tmp_path))
     assert result.exit_code == 2
