@@ -26,7 +26,6 @@ from inject_history import git, inject_commit, patch_applier  # noqa: E402
 pytestmark = [pytest.mark.cpython, pytest.mark.slow]
 
 PATCH = ROOT / "tools" / "patches" / "bpo-1856-backport-2.7.patch"
-TOUCHED = ["Include/pythonrun.h", "Python/ceval.c", "Python/pythonrun.c"]
 POSITION = 30  # after a Debian patch in the middle of 2.7.18's 63 commits
 
 
@@ -50,13 +49,16 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_injected_backport_is_named(history: Path, tmp_path: Path) -> None:
     clone = tmp_path / "clone"
+    # The files the patch edits, from the patch itself (as tools/inject-commit does).
+    numstat = git(history, "apply", "--numstat", str(PATCH))
+    touched = [line.split("\t")[2] for line in numstat.splitlines()]
     shas, injected = inject_commit(
         history,
         clone,
         POSITION,
         change=patch_applier(PATCH),
         message="Backport bpo-1856 (reconstructed): threads exit once Py_Finalize has begun",
-        touched=TOUCHED,
+        touched=touched,
     )
     result = tmp_path / "result.json"
     finbisect = Path(sys.executable).parent / "finbisect"
