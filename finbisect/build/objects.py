@@ -168,30 +168,33 @@ class ObjectStore:
 def own_bytes(tree: Path) -> int:
     """Bytes on disk that only this tree holds: its directories, and its files with no
     link but the object's."""
-    total = 0
-    for root, _dirs, files in os.walk(tree):
-        with contextlib.suppress(OSError):
-            total += os.lstat(root).st_blocks * 512
-        for name in files:
-            with contextlib.suppress(OSError):
-                info = (Path(root) / name).lstat()
-                if info.st_nlink <= 2:
-                    total += info.st_blocks * 512
-    return total
+    return _bytes_under(tree, lambda info: info.st_nlink <= 2)
 
 
 def unique_bytes(path: Path) -> int:
     """Bytes on disk under `path`, each hard-linked file counted once (as `du` does)."""
     seen: set[tuple[int, int]] = set()
+
+    def first_time(info: os.stat_result) -> bool:
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    return _bytes_under(path, first_time)
+
+
+def _bytes_under(path: Path, counts: Callable[[os.stat_result], bool]) -> int:
+    """Bytes on disk under `path`: its directories, and the files `counts` accepts."""
     total = 0
     for root, _dirs, files in os.walk(path):
         with contextlib.suppress(OSError):
             total += os.lstat(root).st_blocks * 512
         for name in files:
             with contextlib.suppress(OSError):
-                info = (Path(root) / name).lstat()
-                if (info.st_dev, info.st_ino) not in seen:
-                    seen.add((info.st_dev, info.st_ino))
+                info = os.lstat(os.path.join(root, name))
+                if counts(info):
                     total += info.st_blocks * 512
     return total
 
