@@ -122,9 +122,10 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
         workspace.refresh([a, b])
         logs = workspace.root / "compares" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         cache = BuildCache(options.cache_dir / "builds")
+        shares = split_cache_size(options.cache_size)
         interpreters, builds, descriptions = _build_all(
             items, build, workspace=workspace, cache=cache, logs=logs, a=a, b=b, progress=progress,
-            cache_size=options.cache_size,
+            ccache_bytes=shares.ccache,
         )  # fmt: skip
         needed = runs_to_rule_out(options.min_rate, options.confidence)
         rows = []
@@ -143,7 +144,6 @@ def run_compare(options: CompareOptions, progress: Callable[[str], None]) -> Com
                 )
             )
         used = [i for pair in interpreters.values() for i in pair]
-        shares = split_cache_size(options.cache_size)
         cache.prune(shares.builds, keep=used, spare_used_within=RECENT_USE_SECONDS)
         prune_logs(options.cache_dir, shares.logs, keep=logs)
         return CompareResult(
@@ -174,7 +174,7 @@ def _build_all(
     a: str,
     b: str,
     progress: Callable[[str], None],
-    cache_size: int,
+    ccache_bytes: int,
 ) -> tuple[dict[BuildConfig, tuple[Path, Path]], int, list[str]]:
     """Build A and B once per distinct configuration the items need."""
     interpreters: dict[BuildConfig, tuple[Path, Path]] = {}
@@ -183,9 +183,7 @@ def _build_all(
         config = _config_key(build, item)
         if config in interpreters:
             continue
-        builder = Builder(
-            workspace, config, logs, cache, ccache_bytes=split_cache_size(cache_size).ccache
-        )
+        builder = Builder(workspace, config, logs, cache, ccache_bytes=ccache_bytes)
         builder.check_tools()
         pair = []
         for name, sha in (("A", a), ("B", b)):

@@ -17,6 +17,7 @@ import contextlib
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +49,14 @@ def log_folders(cache_dir: Path) -> list[LogFolder]:
     ]
 
 
+def _logs(folder: Path) -> Iterator[Path]:
+    """What a hunt's or compare's folder holds but its state and our note: its logs."""
+    return (child for child in folder.iterdir() if child.name not in (STATE_FILE, PRUNED_NOTE))
+
+
 def _logs_size(folder: Path) -> int:
     total = 0
-    for child in folder.iterdir():
-        if child.name in (STATE_FILE, PRUNED_NOTE):
-            continue
+    for child in _logs(folder):
         with contextlib.suppress(OSError):
             is_tree = child.is_dir() and not child.is_symlink()
             total += disk_usage(child) if is_tree else child.lstat().st_blocks * 512
@@ -77,9 +81,7 @@ def _drop_logs(folder: LogFolder) -> None:
     if not folder.is_hunt:
         shutil.rmtree(folder.path, ignore_errors=True)
         return
-    for child in folder.path.iterdir():
-        if child.name in (STATE_FILE, PRUNED_NOTE):
-            continue
+    for child in _logs(folder.path):
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
         else:

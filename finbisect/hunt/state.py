@@ -207,7 +207,7 @@ def git_bisect_log(state: HuntState) -> str:
         marks.setdefault(visit.step.commit.sha, (term, visit.step.commit.subject))
     # git keeps one "new" ref, the last one marked: a later revision marked new after
     # the culprit would replace it and leave the replay short of an answer.
-    if state.culprit is not None and marks.get(state.culprit, ("",))[0] == new:
+    if state.culprit in marks and marks[state.culprit][0] == new:
         marks[state.culprit] = marks.pop(state.culprit)
     for sha, (term, subject) in marks.items():
         lines.append(f"# {term}: [{sha}] {subject}")

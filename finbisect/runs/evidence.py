@@ -170,11 +170,11 @@ def capture_evidence(
         shutil.rmtree(workdir, ignore_errors=True)
     if not result.timed_out or not taken:
         return None
-    return hang_evidence(sha, taken[0], result, log_path)
+    return hang_evidence(sha, taken[0], result)
 
 
-def hang_evidence(sha: str, found: Stacks, run: proc.ProcResult, log: Path) -> Evidence | None:
-    """A hung run's stacks as evidence (None when gdb saw no thread)."""
+def hang_evidence(sha: str, found: Stacks, run: proc.ProcResult) -> Evidence | None:
+    """A hung run's stacks as evidence, its log the run's (None when gdb saw no thread)."""
     if not found.threads:
         return None
     head = "deadlocked" if run.deadlocked else run.hang_reason
@@ -183,7 +183,7 @@ def hang_evidence(sha: str, found: Stacks, run: proc.ProcResult, log: Path) -> E
         kind=OutcomeKind.HANG,
         signature=f"{head}: {found.summary()}",
         threads=found.threads,
-        log=str(log),
+        log=str(run.log_path),
     )
 
 

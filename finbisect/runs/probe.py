@@ -253,7 +253,7 @@ class Probe:
             stacks=taken[0] if taken else None,
         )
         if run_class is RunClass.SYMPTOM and taken and sha not in self._hangs_seen:
-            seen = hang_evidence(sha, taken[0], result, result.log_path)
+            seen = hang_evidence(sha, taken[0], result)
             if seen is not None:
                 self._hangs_seen.setdefault(sha, seen)  # runs in parallel threads: first wins
         return Outcome(
