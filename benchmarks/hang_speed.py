@@ -100,6 +100,34 @@ def _inject_deadlock(tree: Path) -> None:
     raise SystemExit(f"{TARGET}: no known place to inject the deadlock (3.9 and 3.13 known)")
 
 
+def add_hunt_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the hunt this benchmark and build_ahead.py time."""
+    parser.add_argument("--history", type=Path, help="reuse this CPython 3.9/3.13 history")
+    parser.add_argument("--position", type=int, default=18, help="inject after this commit")
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workdir", type=Path, help="keep clones, caches and logs here")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--finbisect-arg", action="append", default=[],
+                        help="extra `finbisect run` argument (repeatable)")  # fmt: skip
+
+
+def deadlock_hunt(
+    work: Path, given: Path | None, position: int
+) -> tuple[Path, Path, list[str], str, Path]:
+    """(source history, history with the deadlock injected, its shas, the injected sha, repro)
+    under `work`; the source is `given` or made from Debian's 3.9 package."""
+    work.mkdir(parents=True, exist_ok=True)
+    source = make_history(work, given, "bullseye", "python3.9")
+    history = work / "history"
+    shas, injected = inject_commit(
+        source, history, position, change=_inject_deadlock, touched=[TARGET],
+        message="Finalize: wait for daemon threads to end before tearing down",
+    )  # fmt: skip
+    repro = work / "repro.py"
+    repro.write_text(REPRO)
+    return source, history, shas, injected, repro
+
+
 def verdict(phases: list[Phase]) -> dict[str, object]:
     naive_phase, cold, warm = phases
     hangs = [s for p in (cold, warm) for s in p.hang_seconds]
@@ -123,27 +151,13 @@ def verdict(phases: list[Phase]) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--history", type=Path, help="reuse this CPython 3.9 history (read only)")
-    parser.add_argument("--position", type=int, default=18, help="inject after this commit")
     parser.add_argument("--naive-steps", type=int, help="measure only K naive steps, extrapolate")
-    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--workdir", type=Path, help="keep clones, caches and logs here")
-    parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--finbisect-arg", action="append", default=[],
-                        help="extra `finbisect run` argument (repeatable)")  # fmt: skip
+    add_hunt_arguments(parser)
     args = parser.parse_args()
 
     work = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="hspeed-"))
-    work.mkdir(parents=True, exist_ok=True)
-    source = make_history(work, args.history, "bullseye", "python3.9")
-    history = work / "history"
-    shas, injected = inject_commit(
-        source, history, args.position, change=_inject_deadlock, touched=[TARGET],
-        message="Finalize: wait for daemon threads to end before tearing down",
-    )  # fmt: skip
+    source, history, shas, injected, repro = deadlock_hunt(work, args.history, args.position)
     good, bad = shas[0], shas[-1]
-    repro = work / "repro.py"
-    repro.write_text(REPRO)
     steps_needed = git_bisect_steps(history, work, good, bad, injected)
     say(
         f"history {source}: {len(shas)} commits, the deadlock injected at index "

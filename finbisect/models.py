@@ -297,6 +297,8 @@ class Result:
     steps: tuple[Step, ...] = ()
     builds: int = 0
     cached_builds: int = 0
+    # Built in the background while runs went: {"started", "used", "stopped"} (None: none)
+    built_ahead: Mapping[str, int] | None = None
     wall_seconds: float = 0.0
     command: str = ""  # the command line that reproduces the hunt
     build: str = ""  # the build configuration, for people
@@ -346,6 +348,7 @@ class Result:
             "steps": [step.to_json() for step in self.steps],
             "builds": self.builds,
             "cached_builds": self.cached_builds,
+            **({"built_ahead": dict(self.built_ahead)} if self.built_ahead else {}),
             "runs": self.runs,
             "wall_seconds": round(self.wall_seconds, 3),
         }

@@ -31,6 +31,12 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
     return fields[0], int(fields[1]), int(fields[2])
 
 
+def gone(pid: int) -> bool:
+    """The process has ended (it may remain a zombie until reaped)."""
+    stat = _stat(pid)
+    return stat is None or stat[0] == "Z"
+
+
 def survivors(groups: set[int], ancestor: int) -> list[int]:
     """Live processes in `groups` or descending from `ancestor` (not `ancestor` itself)."""
     table = {}

@@ -149,6 +149,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
             choices=("auto", "one-sided", "two-sided")),
     _option("parallel_runs", "--parallel-runs", "Repro processes run at once at the same "
             "revision.", parse=parse_int(), default=1, in_key=False),
+    _option("build_ahead", "--no-build-ahead", "Do not build the revisions the search will "
+            "probably ask for next while runs go (at the lowest CPU priority).", kind=Kind.FLAG,
+            default=True, in_key=False),
     _option("threshold_percent", "--threshold", "--symptom slow: the slowdown that counts, "
             "relative to the good end.", parse=_POSITIVE, show=show_float, metavar="PERCENT"),
     _option("affinity", "--affinity", "--symptom slow: pin pyperf's workers to these CPUs.",
@@ -189,6 +192,7 @@ class HuntOptions:
     max_runs_per_revision: int = 200
     model: str = "auto"  # the noisy search's noise model (search/model_choice.py)
     parallel_runs: int = 1
+    build_ahead: bool = True  # hunt/build_ahead.py
     threshold_percent: float | None = None
     affinity: str | None = None
     first_parent: bool = False

@@ -11,6 +11,7 @@ exit codes.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from finbisect.errors import (
     UsageError,
 )
 from finbisect.hunt.answer_evidence import EvidenceSource, with_evidence
+from finbisect.hunt.build_ahead import GUESS_ENV, BuildAhead, Guess, likely_next, wrong_guess
 from finbisect.hunt.claim import claim, scratch_dir
 from finbisect.hunt.judge import Judge, Judged, RunJudge, make_judge
 from finbisect.hunt.log_retention import prune_logs
@@ -40,7 +42,7 @@ from finbisect.hunt.state import HuntState, SavedVisit, unfinished_hunt
 from finbisect.hunt.steps import build_reason, merge_visits
 from finbisect.models import Commit, Result, Step, Verdict
 from finbisect.repo.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
-from finbisect.search.strategy import OLD_END, AnswerStatus, Search
+from finbisect.search.strategy import OLD_END, AnswerStatus, Search, SearchRequest
 
 __all__ = ["check_cache_dir", "run_hunt"]
 
@@ -99,6 +101,8 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         loop = _HuntLoop(
             hunt=hunt, workspace=workspace, builder=builder, judge=judge, progress=progress,
             state=state,
+            # Timing hunts measure speed: nothing else may load the machine meanwhile.
+            ahead=BuildAhead(builder, enabled=options.build_ahead and isinstance(judge, RunJudge)),
         )  # fmt: skip
         loop.search.mark_built(
             i for i, sha in enumerate(hunt.graph.shas) if cache.has(builder.fingerprint, sha)
@@ -156,6 +160,7 @@ class _HuntLoop:
         judge: Judge,
         progress: Progress,
         state: HuntState,
+        ahead: BuildAhead,
     ) -> None:
         self.hunt = hunt
         self.workspace = workspace
@@ -164,6 +169,7 @@ class _HuntLoop:
         self.search: Search = judge.make_search(hunt)
         self.progress = progress
         self.state = state
+        self.ahead = ahead
         self.builds = 0
         self.used_builds: set[Path] = set()  # interpreters this hunt ran
         self._notes_said = 0
@@ -181,12 +187,20 @@ class _HuntLoop:
             self.builds += saved.compiled
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.ahead.close()  # nothing left building, whatever ended the loop
+        if self.ahead.stats.started:
+            self.progress.note(self.ahead.stats.message())
+
+    def _run(self) -> None:
         prepared = self.judge.prepare(self.hunt, self._build_end, self.workspace.commit)
         if not self.state.visits:  # a resumed hunt saved these the first time
             for step in prepared:
                 self._save(self._index_of(step.commit.sha), step, compiled=False)
                 self.progress.end_step(step)
-        while (request := self.search.next_request()) is not None:
+        while (request := self._next_request()) is not None:
             index = request.index
             commit = self.workspace.commit(self._sha_at(index))
             steps_left = self.search.steps_left()
@@ -198,13 +212,32 @@ class _HuntLoop:
                 commit=commit,
                 eta=eta_seconds(max(1, steps_left), self.visits),
             )
-            visit, compiled = self._visit(index, commit, request.runs)
+            visit, compiled = self._visit(request, commit)
             self._save(index, visit, compiled=compiled)
             # Show the revision's totals so far: one visit of a flaky bad revision
             # may well have shown no symptom.
             self.progress.end_step(self._merged(commit.sha))
             self._record(index, visit, compiled=compiled)
             self._say_new_notes()
+
+    def _next_request(self) -> SearchRequest | None:
+        built = self.ahead.built()
+        if built:  # built ahead: a visit there costs no build now
+            self.search.mark_built(self._index_of(sha) for sha in built)
+        return self.search.next_request()
+
+    def _build_ahead(self, request: SearchRequest) -> None:
+        """Start building what the search will probably ask for after this request's runs.
+
+        Not in a two-sided hunt: its verdicts compare symptom rates between revisions, and
+        a build's load (even at the lowest priority) might change a race's rate."""
+        if not self.ahead.enabled or self.search.summary().p_before is not None:
+            return
+        graph = self.hunt.graph
+        wanted = likely_next(self.search, request, graph, bug_is_new=self.hunt.bug_is_new)
+        if os.environ.get(GUESS_ENV) == Guess.WRONG.value:
+            wanted = wrong_guess(request, graph, wanted)
+        self.ahead.start([self._sha_at(index) for index in wanted])
 
     def _say_new_notes(self) -> None:
         notes = self.search.notes()
@@ -227,7 +260,7 @@ class _HuntLoop:
         return step
 
     def _build(self, sha: str) -> BuildResult:
-        built = self.builder.build(sha)
+        built = self.ahead.claim(sha) or self.builder.build(sha)
         self.builds += built.compiled
         if built.interpreter is not None:
             self.used_builds.add(built.interpreter)
@@ -248,7 +281,8 @@ class _HuntLoop:
             )
         return built.interpreter
 
-    def _visit(self, index: int, commit: Commit, runs: int) -> tuple[Step, bool]:
+    def _visit(self, request: SearchRequest, commit: Commit) -> tuple[Step, bool]:
+        index, runs = request.index, request.runs
         self.progress.activity("checkout and build")
         built = self._build(commit.sha)
         if not built.ok or built.interpreter is None:
@@ -258,6 +292,7 @@ class _HuntLoop:
             judged = Judged(verdict=Verdict.SKIP, reason=build_reason(built))
             run_seconds = 0.0
         else:
+            self._build_ahead(request)
             run_start = time.monotonic()
             judged = self.judge.visit(commit, built.interpreter, runs, self.progress.activity)
             run_seconds = time.monotonic() - run_start
@@ -375,6 +410,7 @@ class _HuntLoop:
             # Revisions whose interpreter came from the cache on their first visit
             # (revisits within a hunt are not builds saved).
             cached_builds=sum(1 for step in steps if step.cached),
+            built_ahead=self.ahead.stats.to_json(),
             wall_seconds=wall_seconds,
             command=command,
             build=self.builder.config.description,

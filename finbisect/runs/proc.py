@@ -6,7 +6,9 @@ with a `+ cmd` line. When the child ends, times out, or we are interrupted,
 the whole group is killed (TERM, a short grace, KILL) so that a hung
 interpreter's threads, children and grandchildren never outlive the step.
 A `watch` hook may end the wait early (a deadlock), and `on_hang` may look at
-a hung group (its stacks) before it is killed.
+a hung group (its stacks) before it is killed. Work done ahead of need (a build
+while the runs of another revision go) runs `in_background`: at the lowest CPU
+priority, and killed as soon as it is no longer wanted.
 """
 
 from __future__ import annotations
@@ -16,21 +18,47 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from finbisect.runs import reaper
 from finbisect.runs.interrupts import DeferredInterrupts
 
-__all__ = ["ProcResult", "kill_group", "run", "run_shell"]
+__all__ = ["ProcResult", "in_background", "kill_group", "run", "run_shell"]
 
 _HEAD_BYTES = 64 * 1024  # output kept from the start of the log
 _TAIL_BYTES = 256 * 1024  # and from its end: crash reports are printed last
 _LOG_LIMIT = 1024 * 1024  # a longer log keeps only its head and tail on disk
 _WATCH_INTERVAL = 0.1  # seconds between two calls of a `watch` hook (a /proc read: cheap)
+
+# Started in front of a background child: nice 19 before the exec, so the child and
+# everything it starts (make's compilers) inherit it from their first instruction.
+_AT_LOWEST_PRIORITY = (
+    "import os, sys\n"
+    "os.nice(19)\n"
+    "try:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "except OSError as exc:\n"
+    "    sys.stderr.write(f'finbisect: cannot run {sys.argv[1]}: {exc.strerror}\\n')\n"
+    "    os._exit(127)\n"
+)
+_background = threading.local()  # .cancel: the Event of this thread's `in_background` block
+
+
+@contextlib.contextmanager
+def in_background(cancel: threading.Event) -> Iterator[None]:
+    """Children `run` starts from this thread inside the block get only the CPU time
+    others leave (nice 19), and once `cancel` is set the one running is killed and
+    `run` raises KeyboardInterrupt in this thread."""
+    _background.cancel = cancel
+    try:
+        yield
+    finally:
+        del _background.cancel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +101,11 @@ def run(
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
+    background: threading.Event | None = getattr(_background, "cancel", None)
+    started = list(argv)
+    if background is not None:
+        cancel = cancel or background
+        started = [sys.executable, "-I", "-S", "-c", _AT_LOWEST_PRIORITY, *argv]
     # Ctrl-C (SIGTERM, SIGHUP) is held back and acted on in _wait, never inside Popen or
     # during the kill: a child is never left running unseen (see DeferredInterrupts).
     child_env = dict(env if env is not None else os.environ)
@@ -82,7 +115,7 @@ def run(
         log.flush()
         try:
             child = subprocess.Popen(
-                list(argv),
+                started,
                 cwd=cwd,
                 env=child_env,
                 stdin=subprocess.DEVNULL,

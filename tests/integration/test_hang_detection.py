@@ -18,6 +18,7 @@ import pytest
 
 from finbisect.models import OutcomeKind, RunClass
 from finbisect.runs import proc, procfs
+from finbisect.runs import stacks as stacks_module
 from finbisect.runs.probe import Probe, ProbeConfig
 from tests.processes import (
     ABBA_C,
@@ -191,3 +192,22 @@ lock.acquire()  # forever, unless the signal's handler raises
 def test_a_descendant_that_left_the_group_with_setsid_still_counts(tmp_path: Path) -> None:
     outcome = _probe(tmp_path, SETSID_WAKER).run_once(Path(sys.executable), "abc", 0)
     assert (outcome.kind, outcome.run_class) == (OutcomeKind.OK, RunClass.CLEAN)
+
+
+@pytest.mark.skipif(stacks_module.gdb_path() is None, reason="gdb is not installed")
+@pytest.mark.parametrize("match", [None, re.compile("acquire|lock|wait|futex")])
+def test_a_revisions_later_hangs_skip_gdb_unless_match_needs_their_stacks(
+    tmp_path: Path, match: re.Pattern[str] | None
+) -> None:
+    probe = _probe(tmp_path, PY_ABBA, match=match)
+    outcomes = probe.run(Path(sys.executable), "abc", runs=2)
+    assert [o.kind for o in outcomes] == [OutcomeKind.HANG, OutcomeKind.HANG]
+    gdb_logs = sorted(p.name for p in (tmp_path / "logs").glob("gdb-*"))
+    second = Path(outcomes[1].log_path).read_text()
+    if match is None:
+        assert all(name.startswith("gdb-abc-1") for name in gdb_logs), gdb_logs
+        assert "finbisect: stacks not taken again (this revision's: " in second
+        assert outcomes[1].signature == "deadlocked: all 3 threads blocked for 1.0 s"
+    else:  # --match reads every hang's stacks
+        assert any(name.startswith("gdb-abc-2") for name in gdb_logs), gdb_logs
+        assert "stacks not taken again" not in second

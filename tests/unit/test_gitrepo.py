@@ -16,6 +16,7 @@ from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
 from finbisect.runs import capture as proc
 from finbisect.testing.histories import GeneratedHistory, merge_history
 from finbisect.testing.minipy import HistoryBuilder
+from tests.processes import gone
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -184,14 +185,7 @@ def test_a_stuck_git_is_killed_and_reported(
     with pytest.raises(GitError, match=r"git diff-tree took longer than 1 s .* was killed"):
         workspace.changed_files(history.good, history.bad)
     for pid in map(int, pids.read_text().split()):
-        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "Z"
+        assert gone(pid)
 
 
 def test_git_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
