@@ -36,6 +36,7 @@ CRASH_HUNT = {
     "verify": False,
     "evidence": False,
     "ccache": False,
+    "build_ahead": False,
     "cache_size": "5G",
 }
 CPYTHON_BUILD = {
