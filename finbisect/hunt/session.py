@@ -40,7 +40,7 @@ from finbisect.hunt.options import HuntOptions, hunt_key, reproduce_command
 from finbisect.hunt.progress import Progress, eta_seconds
 from finbisect.hunt.state import HuntState, SavedVisit, unfinished_hunt
 from finbisect.hunt.steps import build_reason, merge_visits
-from finbisect.models import Commit, Result, Step, Verdict
+from finbisect.models import Commit, Result, RunClass, Step, Verdict
 from finbisect.repo.gitrepo import Hunt, UserRepo, Workspace, locked_workspace
 from finbisect.search.strategy import OLD_END, AnswerStatus, Search, SearchRequest
 
@@ -311,11 +311,14 @@ class _HuntLoop:
 
     def _record(self, index: int, visit: Step, *, compiled: bool) -> None:
         """Tell the search what a visit showed; refuse bad endpoints."""
+        symptom_runs = [o for o in visit.outcomes if o.run_class is RunClass.SYMPTOM]
         self.search.record_costs(
             index,
             build_seconds=visit.build_seconds if compiled else None,
             run_seconds=visit.run_seconds,
             runs=visit.runs,
+            symptom_runs=len(symptom_runs),
+            symptom_seconds=sum(o.duration for o in symptom_runs),
         )
         is_endpoint = index in (OLD_END, self.hunt.graph.new_end)
         if visit.verdict is Verdict.SKIP:

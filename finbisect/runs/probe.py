@@ -162,6 +162,7 @@ class Probe:
         # The first hang per revision that counted as the symptom, with its stacks: the
         # evidence at the answer needs no rerun (which may wait the whole --timeout).
         self._hangs_seen: dict[str, Evidence] = {}
+        self._stacks_taken: dict[str, str] = {}  # sha -> the log of the run gdb looked at
 
     def hang_seen(self, sha: str) -> Evidence | None:
         """A symptomatic hang this probe caught at `sha`, stacks included, if any."""
@@ -182,6 +183,8 @@ class Probe:
         on_run: Callable[[int, int], None] | None = None,
     ) -> tuple[Outcome, ...]:
         """`runs` runs, up to `parallel` at once; `on_run(i, n)` as each starts."""
+        if self.config.parallel <= 1 and runs > 1 and self._watches_deadlocks():
+            return self._run_overlapping(interpreter, sha, runs, first_index, on_run)
         if self.config.parallel <= 1 or runs <= 1:
             outcomes = []
             for i in range(runs):
@@ -207,8 +210,68 @@ class Probe:
                     future.cancel()
                 raise
 
+    def _watches_deadlocks(self) -> bool:
+        return bool(self.config.hang_grace) and procfs.supported()
+
+    def _run_overlapping(
+        self,
+        interpreter: Path,
+        sha: str,
+        runs: int,
+        first_index: int,
+        on_run: Callable[[int, int], None] | None,
+    ) -> tuple[Outcome, ...]:
+        """One run after another, except that the next starts as soon as the one before is
+        blocked (every thread in an untimed wait, no CPU, for a moment): a probable hang's
+        deadlock grace and gdb's look at it then cost no wall time, and a blocked run takes
+        no CPU from the next one. Runs that exit are strictly one after another."""
+        cancel = threading.Event()
+        results: list[Outcome | BaseException | None] = [None] * runs
+        threads: list[threading.Thread] = []
+
+        def one(i: int, blocked: threading.Event) -> None:
+            try:
+                results[i] = self.run_once(
+                    interpreter, sha, first_index + i, cancel=cancel, blocked=blocked
+                )
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                results[i] = exc
+            finally:
+                blocked.set()  # ended: the next may start
+
+        try:
+            for i in range(runs):
+                if on_run is not None:
+                    on_run(i + 1, runs)
+                blocked = threading.Event()
+                threads.append(threading.Thread(target=one, args=(i, blocked)))
+                threads[-1].start()
+                while not blocked.wait(0.05):  # short waits: Ctrl-C is seen here
+                    pass
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.05)
+        except BaseException:  # Ctrl-C: every running child's group is killed
+            cancel.set()
+            for thread in threads:
+                thread.join()
+            raise
+        outcomes = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            assert result is not None
+            outcomes.append(result)
+        return tuple(outcomes)
+
     def run_once(
-        self, interpreter: Path, sha: str, index: int, *, cancel: threading.Event | None = None
+        self,
+        interpreter: Path,
+        sha: str,
+        index: int,
+        *,
+        cancel: threading.Event | None = None,
+        blocked: threading.Event | None = None,
     ) -> Outcome:
         if self.config.scratch is not None:
             self.config.scratch.mkdir(parents=True, exist_ok=True)
@@ -217,11 +280,12 @@ class Probe:
         taken: list[Stacks] = []
 
         def on_hang(pid: int) -> str:
-            seen = self._hangs_seen.get(sha)
-            if seen is not None and self.config.match is None:
-                # Without --match a hang counts by its kind alone, and this revision's
-                # stacks are already kept: gdb would add 0.3-0.5 s to every hung run.
-                return f"\nfinbisect: stacks not taken again (this revision's: {seen.log})\n"
+            mine = str(self.logs / f"{stem}.log")
+            first = self._stacks_taken.setdefault(sha, mine)  # atomic: runs may overlap
+            if first != mine and self.config.match is None:
+                # Without --match a hang counts by its kind alone, and another run here
+                # has the revision's stacks: gdb would add 0.3-0.5 s to every hung run.
+                return f"\nfinbisect: stacks not taken again (this revision's: {first})\n"
             if stacks.gdb_path() is None:
                 self._advice[stacks.GDB_ADVICE] = None
                 return ""
@@ -246,7 +310,9 @@ class Probe:
                 log_path=self.logs / f"{stem}.log",
                 env=self.env,
                 cancel=cancel,
-                watch=procfs.DeadlockWatch(grace) if grace and procfs.supported() else None,
+                watch=procfs.DeadlockWatch(grace, blocked=blocked)
+                if grace and procfs.supported()
+                else None,
                 on_hang=on_hang if self.config.stacks else None,
             )
         finally:

@@ -16,6 +16,7 @@ import functools
 import os
 import platform
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -40,6 +41,7 @@ _PROC = Path("/proc")
 _ELF_MACHINES = {62: Arch.X86_64, 183: Arch.AARCH64}
 _TIMER_SIGNALS = (14, 26, 27)  # SIGALRM, SIGVTALRM, SIGPROF
 _MAX_FDS = 1024  # fds read from a poll/select argument, at most
+_BLOCKED_SECONDS = 0.2  # every thread in an untimed wait this long: `blocked` (a probable hang)
 
 
 def machine_arch() -> Arch | None:
@@ -64,8 +66,15 @@ def supported() -> bool:
 class DeadlockWatch:
     """`proc.run`'s watch: the reason once the group deadlocked for `grace` seconds."""
 
-    def __init__(self, grace: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        grace: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        blocked: threading.Event | None = None,
+    ) -> None:
         self.grace = grace
+        self.blocked = blocked  # set once every thread has sat in an untimed wait a moment
         self._clock = clock
         self._still = Stillness()
         self._checked = -1  # the stillness generation last refused by the full check
@@ -86,7 +95,10 @@ class DeadlockWatch:
         if waits is None:
             self._still.reset()
             return None
-        if self._still.observe(processes, self._clock()) < self.grace:
+        still = self._still.observe(processes, self._clock())
+        if self.blocked is not None and still >= min(_BLOCKED_SECONDS, self.grace):
+            self.blocked.set()
+        if still < self.grace:
             return None
         if self._checked == self._still.generation:
             return None  # refused already, and nothing moved since

@@ -226,12 +226,20 @@ class AutoBisection:
         return self.inner.steps_left()
 
     def record_costs(
-        self, index: int, *, build_seconds: float | None, run_seconds: float, runs: int
+        self,
+        index: int,
+        *,
+        build_seconds: float | None,
+        run_seconds: float,
+        runs: int,
+        symptom_runs: int = 0,
+        symptom_seconds: float = 0.0,
     ) -> None:
         self._built.add(index)
         self.inner.record_costs(
-            index, build_seconds=build_seconds, run_seconds=run_seconds, runs=runs
-        )
+            index, build_seconds=build_seconds, run_seconds=run_seconds, runs=runs,
+            symptom_runs=symptom_runs, symptom_seconds=symptom_seconds,
+        )  # fmt: skip
 
     def mark_built(self, indices: Iterable[int]) -> None:
         indices = list(indices)

@@ -42,7 +42,8 @@ unbuildable commits); no buildable revision is informative any more (AMBIGUOUS);
 candidates, most probable first, with probabilities.
 
 Costs: `costs` until measured (300 s, 5 s, 1 s), then running means fed by
-`record_costs`; revisions recorded or in `mark_built` (cached) cost no build.
+`record_costs` (costs.py; symptom runs timed apart: a hang waits, a clean run exits);
+revisions recorded or in `mark_built` (cached) cost no build.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from collections.abc import Iterable
 
 from finbisect.models import Rate
 from finbisect.search.calibration import TAIL, calibrated, calibration_batch, clean_end_runs
+from finbisect.search.costs import MeasuredCosts
 from finbisect.search.posterior import CellPosterior, Snapshot
 from finbisect.search.stats import best_split, split_information
 from finbisect.search.step_estimate import StepEstimate, entropy_bits
@@ -73,6 +75,9 @@ __all__ = ["NoisyBisection"]
 
 _BATCHES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200)
 _TOP = 10  # candidates listed in an inconclusive answer
+# Bug masses also tried when symptom runs cost more than clean ones (hangs): a split
+# that will probably come out clean can give more bits per second than the median.
+_CLEAN_LEANING = (0.05, 0.1, 0.2, 0.3, 0.4)
 _EPS = 1e-12
 _DEFAULT_COSTS = Costs()
 
@@ -127,22 +132,32 @@ class NoisyBisection:
         self._groups: tuple[int, list[int]] = (0, [])  # ambiguity groups of a skip mask
         self.build_seconds, self.run_seconds = costs.build_seconds, costs.run_seconds
         self.visit_seconds = costs.visit_seconds
-        self._measured: dict[str, list[float]] = {"build": [0.0, 0.0], "run": [0.0, 0.0]}
+        self._measured = MeasuredCosts(costs)
 
     # -- cost hooks ------------------------------------------------------------------
     def record_costs(
-        self, index: int, *, build_seconds: float | None, run_seconds: float, runs: int
+        self,
+        index: int,
+        *,
+        build_seconds: float | None,
+        run_seconds: float,
+        runs: int,
+        symptom_runs: int = 0,
+        symptom_seconds: float = 0.0,
     ) -> None:
-        """A visit's measured costs: a fresh build's seconds (None if cached), total run time."""
+        """A visit's measured costs: a fresh build's seconds (None if cached), total run
+        time, and how many of the runs showed the symptom, in how many seconds."""
         self._built.add(index)
-        if build_seconds is not None:
-            self._measured["build"][0] += build_seconds
-            self._measured["build"][1] += 1
-            self.build_seconds = self._measured["build"][0] / self._measured["build"][1]
-        if runs > 0:
-            self._measured["run"][0] += run_seconds
-            self._measured["run"][1] += runs
-            self.run_seconds = self._measured["run"][0] / self._measured["run"][1]
+        self._measured.record(
+            build_seconds=build_seconds, run_seconds=run_seconds, runs=runs,
+            symptom_runs=symptom_runs, symptom_seconds=symptom_seconds,
+        )  # fmt: skip
+        self.build_seconds = self._measured.build_seconds
+        self.run_seconds = self._measured.run_seconds
+
+    def run_costs(self) -> tuple[float, float]:
+        """(seconds of a symptom run, of a clean run), as measured (costs.py)."""
+        return self._measured.run_costs()
 
     def mark_built(self, indices: Iterable[int]) -> None:
         """Revisions whose interpreter is already built (a visit costs no build)."""
@@ -368,9 +383,15 @@ class NoisyBisection:
         for q in no_sym:
             until.append(until[-1] + q)
         targets = {round(best_split(t), 3) for t in hits}
+        symptom_run, clean_run = self.run_costs()
+        if symptom_run > clean_run:
+            targets.update(_CLEAN_LEANING)
         options = [(x, True) for x in self._built if 0 <= x < len(self.graph)]
         options = [(x, b) for x, b in options if not self._skipped >> x & 1]
         options += [(x, False) for x in self._fresh_options(post, targets)]
+        # A run on the bug side shows the symptom at the rate p, one on the clean side never.
+        p = 1.0 - no_sym[1] if len(no_sym) > 1 else 1.0
+        bug_run = p * symptom_run + (1.0 - p) * clean_run
         best: tuple[float, int] | None = None
         for x, built in options:
             m = self._model.bug_mass(post, x)
@@ -379,7 +400,7 @@ class NoisyBisection:
             fixed = self.visit_seconds + (0.0 if built else self.build_seconds)
             rate = max(
                 split_information(m, t)
-                / (fixed + (m * until[b] + (1.0 - m) * b) * self.run_seconds)
+                / (fixed + m * until[b] * bug_run + (1.0 - m) * b * clean_run)
                 for b, t in zip(batches, hits, strict=True)
             )
             if best is None or rate > best[0]:
@@ -388,8 +409,9 @@ class NoisyBisection:
             return None
         x = best[1]
         m = self._model.bug_mass(post, x)
+        run = m * bug_run + (1.0 - m) * clean_run
         _, runs = max(
-            (split_information(m, t) / (self.visit_seconds + b * self.run_seconds), b)
+            (split_information(m, t) / (self.visit_seconds + b * run), b)
             for b, t in zip(batches, hits, strict=True)
         )
         return SearchRequest(x, runs)

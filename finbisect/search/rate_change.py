@@ -312,7 +312,9 @@ class RateChangeBisection(NoisyBisection):
         targets = set(_TARGETS) | {round(best_bug_mass(p0, p1), 3) if p0 < p1 else 0.5}
         for x in self._fresh_options(post, targets):
             options.setdefault(x, False)
-        # Screen with one run each (cheap), then weigh batches for the best few.
+        # Screen with one run each (cheap), then weigh batches for the best few. A run's
+        # cost depends on whether it will probably show the symptom (a hang waits).
+        symptom_run, clean_run = self.run_costs()
         screened = []
         for x, built in options.items():
             if x != OLD_END and self._skipped >> x & 1:
@@ -320,21 +322,23 @@ class RateChangeBisection(NoisyBisection):
             bug = self._model.bug_mask(x)
             sides = [(c.mask & bug).bit_count() / c.size for c, _ in kept]
             fixed = self.visit_seconds + (0.0 if built else self.build_seconds)
+            q = predict.symptom_probability(sides)
+            run = q * symptom_run + (1.0 - q) * clean_run
             one = predict.information(sides, 1)
-            screened.append((one / (fixed + self.run_seconds), one, x, fixed, sides))
+            screened.append((one / (fixed + run), one, x, fixed, sides, run))
         shortlist = sorted(screened, key=lambda t: -t[0])[:_SHORTLIST]
         shortlist += sorted(screened, key=lambda t: -t[1])[:_SHORTLIST]
-        best: tuple[float, int, list[float]] | None = None
-        for _, one, x, fixed, sides in shortlist:
+        best: tuple[float, int, list[float], float] | None = None
+        for _, one, x, fixed, sides, run in shortlist:
             if one <= _EPS:
                 continue
-            rate = _best_batch(predict, sides, batches, fixed, self.run_seconds)[0]
+            rate = _best_batch(predict, sides, batches, fixed, run)[0]
             if best is None or rate > best[0]:
-                best = (rate, x, sides)
+                best = (rate, x, sides, run)
         if best is None:
             return None
-        _, x, sides = best
-        runs = _best_batch(predict, sides, batches, self.visit_seconds, self.run_seconds)[1]
+        _, x, sides, run = best
+        runs = _best_batch(predict, sides, batches, self.visit_seconds, run)[1]
         return SearchRequest(x, runs)
 
 

@@ -39,6 +39,13 @@ class Predictive:
             ],
         ] = {}
 
+    def symptom_probability(self, sides: list[float]) -> float:
+        """P(one run at the revision shows the symptom): each cell's rate on its side."""
+        return sum(
+            w * (s * a1 / (a1 + b1) + (1.0 - s) * a0 / (a0 + b0))
+            for w, s, (a0, b0, a1, b1) in zip(self.weights, sides, self.params, strict=True)
+        )
+
     def _table(
         self, runs: int
     ) -> tuple[

@@ -149,9 +149,18 @@ class Search(Protocol):
         """A rough estimate of visits still needed (for progress)."""
 
     def record_costs(
-        self, index: int, *, build_seconds: float | None, run_seconds: float, runs: int
+        self,
+        index: int,
+        *,
+        build_seconds: float | None,
+        run_seconds: float,
+        runs: int,
+        symptom_runs: int = 0,
+        symptom_seconds: float = 0.0,
     ) -> None:
-        """A visit's measured costs (build_seconds None: no compilation was needed)."""
+        """A visit's measured costs (build_seconds None: no compilation was needed); of its
+        `runs` in `run_seconds`, `symptom_runs` showed the symptom, in `symptom_seconds` (a
+        hung run may take far longer than a clean one)."""
 
     def mark_built(self, indices: Iterable[int]) -> None:
         """Revisions whose interpreter is already built: visiting them costs no build."""
@@ -237,7 +246,14 @@ class ClassicBisection:
         return len(self._pending_ends) + max(0, (self._possible.bit_count() - 1).bit_length())
 
     def record_costs(
-        self, index: int, *, build_seconds: float | None, run_seconds: float, runs: int
+        self,
+        index: int,
+        *,
+        build_seconds: float | None,
+        run_seconds: float,
+        runs: int,
+        symptom_runs: int = 0,
+        symptom_seconds: float = 0.0,
     ) -> None:
         pass  # git bisect's choice does not depend on costs
 

@@ -211,3 +211,42 @@ def test_a_revisions_later_hangs_skip_gdb_unless_match_needs_their_stacks(
     else:  # --match reads every hang's stacks
         assert any(name.startswith("gdb-abc-2") for name in gdb_logs), gdb_logs
         assert "stacks not taken again" not in second
+
+
+def _stamped(code: str, stamps: Path) -> str:
+    """`code`, writing 'start T' when it begins and 'end T' at a normal exit (monotonic)."""
+    return (
+        f"import atexit, time\n"
+        f"def _stamp(what):\n"
+        f"    with open({str(stamps)!r}, 'a') as f:\n"
+        f"        f.write(f'{{what}} {{time.monotonic()}}\\n')\n"
+        f"_stamp('start')\n"
+        f"atexit.register(_stamp, 'end')\n" + code
+    )
+
+
+def _stamps(path: Path, what: str) -> list[float]:
+    return [
+        float(t) for w, t in (line.split() for line in path.read_text().splitlines()) if w == what
+    ]
+
+
+def test_the_next_run_starts_while_a_deadlocked_one_waits_out_its_grace(tmp_path: Path) -> None:
+    stamps = tmp_path / "stamps"
+    probe = _probe(tmp_path, _stamped(PY_ABBA, stamps), stacks=False)
+    outcomes = probe.run(Path(sys.executable), "abc", runs=3)
+    assert [o.kind for o in outcomes] == [OutcomeKind.HANG] * 3
+    starts = _stamps(stamps, "start")
+    assert len(starts) == 3
+    # Each next run began before the one before it was judged a hang and killed.
+    for i in (0, 1):
+        assert starts[i + 1] < starts[i] + outcomes[i].duration - 0.5
+
+
+def test_runs_that_exit_run_strictly_one_after_another(tmp_path: Path) -> None:
+    stamps = tmp_path / "stamps"
+    probe = _probe(tmp_path, _stamped("import time\ntime.sleep(0.3)\n", stamps))
+    outcomes = probe.run(Path(sys.executable), "abc", runs=3)
+    assert [o.kind for o in outcomes] == [OutcomeKind.OK] * 3
+    starts, ends = _stamps(stamps, "start"), _stamps(stamps, "end")
+    assert all(ends[i] < starts[i + 1] for i in (0, 1))
