@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import enum
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from finbisect.build.builder import Builder, BuildResult
@@ -74,7 +74,7 @@ def likely_next(
         outcomes = outcomes[::-1]
     wanted: list[int] = []
     for symptoms, clean in outcomes:
-        trial = copy.deepcopy(search)
+        trial = copy.deepcopy(search, {id(graph): graph})  # the graph is immutable: shared
         trial.record(request.index, symptoms=symptoms, clean=clean)
         following = trial.next_request()
         if following is not None and following.index not in (request.index, *wanted):
@@ -111,37 +111,57 @@ class BuildAhead:
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._queue: list[str] = []  # shas still to build in this batch, in order
+        self._stopped = False  # the loop has claimed: a guess still being made builds nothing
         self._building: str | None = None  # the sha under way
         self._done: dict[str, BuildResult] = {}  # built ahead, not claimed yet
         self._failed: dict[str, BaseException] = {}  # machine errors, raised when claimed
         self._stats = AheadStats()
+        self.problem = ""  # why building ahead stopped working, for the end of the hunt
 
     @property
     def stats(self) -> AheadStats:
         return self._stats
+
+    @property
+    def busy(self) -> bool:
+        """A guess or a build is under way."""
+        return self._thread is not None and self._thread.is_alive()
 
     def built(self) -> list[str]:
         """Revisions built ahead and not yet claimed (the search may count them as built)."""
         with self._lock:
             return [sha for sha, result in self._done.items() if result.ok]
 
-    def start(self, shas: Sequence[str]) -> None:
-        """Build `shas` in order in the background (those not built yet)."""
-        if not self.enabled or self._thread is not None:
+    def start(self, guess: Callable[[], Sequence[str]]) -> None:
+        """In the background: ask `guess` which revisions to build (the search's planning
+        may take a while on a long history), then build them in order, those not built
+        yet. Nothing if building ahead is off or a build is still under way."""
+        if not self.enabled:
             return
-        queue = [
-            sha
-            for sha in shas
-            if sha not in self._done and not self.builder.cache.has(self.builder.fingerprint, sha)
-        ]
-        if not queue:
-            return
-        self._queue = queue
+        if self._thread is not None:
+            if self._thread.is_alive():
+                return
+            self._thread.join()
+        self._queue, self._stopped = [], False
         self._cancel.clear()
-        self._thread = threading.Thread(target=self._work, name="finbisect-build-ahead")
+        self._thread = threading.Thread(target=self._work, args=(guess,), name="finbisect-ahead")
         self._thread.start()
 
-    def _work(self) -> None:
+    def _work(self, guess: Callable[[], Sequence[str]]) -> None:
+        def unbuilt(sha: str) -> bool:
+            return sha not in self._done and not self.builder.cache.has(
+                self.builder.fingerprint, sha
+            )
+
+        try:
+            wanted = [sha for sha in guess() if unbuilt(sha)]
+        except Exception as exc:  # builds nothing ahead; the hunt goes on and says why at the end
+            self.problem = self.problem or f"guessing the next revision failed: {exc!r}"
+            return
+        with self._lock:
+            if self._stopped:  # the loop moved on while the guess was made
+                return
+            self._queue = wanted
         with proc.in_background(self._cancel):
             while not self._cancel.is_set():
                 with self._lock:
@@ -177,7 +197,7 @@ class BuildAhead:
                 revisit = sha != building and sha not in self._queue
                 if revisit and self.builder.cache.has(self.builder.fingerprint, sha):
                     return None
-                self._queue = []  # nothing more after the build under way
+                self._queue, self._stopped = [], True  # nothing more after the build under way
             if building != sha:
                 self._cancel.set()
                 killed = building is not None

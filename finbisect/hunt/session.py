@@ -10,6 +10,7 @@ exit codes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import time
@@ -193,6 +194,8 @@ class _HuntLoop:
             self.ahead.close()  # nothing left building, whatever ended the loop
         if self.ahead.stats.started:
             self.progress.note(self.ahead.stats.message())
+        if self.ahead.problem:
+            self.progress.note(f"building ahead: {self.ahead.problem}")
 
     def _run(self) -> None:
         prepared = self.judge.prepare(self.hunt, self._build_end, self.workspace.commit)
@@ -231,13 +234,23 @@ class _HuntLoop:
 
         Not in a two-sided hunt: its verdicts compare symptom rates between revisions, and
         a build's load (even at the lowest priority) might change a race's rate."""
-        if not self.ahead.enabled or self.search.summary().p_before is not None:
+        if not self.ahead.enabled or self.ahead.busy:
             return
-        graph = self.hunt.graph
-        wanted = likely_next(self.search, request, graph, bug_is_new=self.hunt.bug_is_new)
-        if os.environ.get(GUESS_ENV) == Guess.WRONG.value:
-            wanted = wrong_guess(request, graph, wanted)
-        self.ahead.start([self._sha_at(index) for index in wanted])
+        graph, bug_is_new = self.hunt.graph, self.hunt.bug_is_new
+        # A copy as it is now (the loop records into the search meanwhile); the graph is
+        # immutable and shared. The planning runs in the background thread.
+        search = copy.deepcopy(self.search, {id(graph): graph})
+        wrong = os.environ.get(GUESS_ENV) == Guess.WRONG.value
+
+        def guess() -> list[str]:
+            if search.summary().p_before is not None:
+                return []
+            wanted = likely_next(search, request, graph, bug_is_new=bug_is_new)
+            if wrong:
+                wanted = wrong_guess(request, graph, wanted)
+            return [self._sha_at(index) for index in wanted]
+
+        self.ahead.start(guess)
 
     def _say_new_notes(self) -> None:
         notes = self.search.notes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +59,8 @@ def test_a_claimed_revision_is_waited_for_and_not_built_again(
     with _builder(tmp_path, history, _SLOW_MAKE) as builder:
         ahead = BuildAhead(builder)
         wanted = history.shas[5]
-        ahead.start([wanted, history.shas[9]])
+        ahead.start(lambda: [wanted, history.shas[9]])
+        _wait_started(builder, wanted)
         built = ahead.claim(wanted)
         assert built is not None
         assert built.ok
@@ -76,7 +78,7 @@ def test_another_revision_cancels_the_build_under_way(
 ) -> None:
     with _builder(tmp_path, history, _SLOW_MAKE) as builder:
         ahead = BuildAhead(builder)
-        ahead.start([history.shas[3]])
+        ahead.start(lambda: [history.shas[3]])
         _wait_started(builder, history.shas[3])
         assert ahead.claim(history.shas[8]) is None
         assert ahead.stats.cancelled == 1
@@ -95,7 +97,7 @@ def test_a_revisit_of_a_cached_revision_leaves_the_build_under_way(
         visited = history.shas[6]
         assert builder.build(visited).ok
         ahead = BuildAhead(builder)
-        ahead.start([history.shas[2]])
+        ahead.start(lambda: [history.shas[2]])
         _wait_started(builder, history.shas[2])
         assert ahead.claim(visited) is None  # the loop takes it from the cache
         again = builder.build(visited)
@@ -111,7 +113,7 @@ def test_a_revisit_of_a_cached_revision_leaves_the_build_under_way(
 def test_close_leaves_nothing_running(tmp_path: Path, history: GeneratedHistory) -> None:
     with _builder(tmp_path, history, _SLOW_MAKE) as builder:
         ahead = BuildAhead(builder)
-        ahead.start([history.shas[2], history.shas[4]])
+        ahead.start(lambda: [history.shas[2], history.shas[4]])
         _wait_started(builder, history.shas[2])
         ahead.close()  # the suite's leak check fails the test if a make survived
         assert ahead.claim(history.shas[2]) is None
@@ -123,12 +125,47 @@ def test_a_disabled_or_cached_revision_is_not_built(
     with _builder(tmp_path, history, "make") as builder:
         assert builder.build(history.shas[4]).ok
         ahead = BuildAhead(builder)
-        ahead.start([history.shas[4]])
+        ahead.start(lambda: [history.shas[4]])
+        ahead.close()
         assert ahead.stats.started == 0
         off = BuildAhead(builder, enabled=False)
-        off.start([history.shas[6]])
+        off.start(lambda: [history.shas[6]])
         assert off.claim(history.shas[6]) is None
         assert off.stats.started == 0
+
+
+def test_a_claim_while_the_guess_is_made_builds_nothing(
+    tmp_path: Path, history: GeneratedHistory
+) -> None:
+    guessing, go_on = threading.Event(), threading.Event()
+
+    def slow_guess() -> list[str]:
+        guessing.set()
+        go_on.wait(30)
+        return [history.shas[5]]
+
+    with _builder(tmp_path, history, "make") as builder:
+        ahead = BuildAhead(builder)
+        ahead.start(slow_guess)
+        guessing.wait(30)
+        threading.Timer(0.2, go_on.set).start()
+        assert ahead.claim(history.shas[8]) is None  # waits for the guess, which then stops
+        assert ahead.stats.started == 0
+        assert not builder.cache.has(builder.fingerprint, history.shas[5])
+
+
+def test_a_failing_guess_builds_nothing_and_is_reported(
+    tmp_path: Path, history: GeneratedHistory
+) -> None:
+    def broken() -> list[str]:
+        raise ValueError("no posterior")
+
+    with _builder(tmp_path, history, "make") as builder:
+        ahead = BuildAhead(builder)
+        ahead.start(broken)
+        ahead.close()
+        assert ahead.stats.started == 0
+        assert ahead.problem == "guessing the next revision failed: ValueError('no posterior')"
 
 
 @pytest.mark.parametrize("flaky", [False, True])
