@@ -10,6 +10,7 @@ exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from finbisect.hunt.judge import Judge, Judged, RunJudge, make_judge
 from finbisect.hunt.log_retention import prune_logs
 from finbisect.hunt.options import HuntOptions, hunt_key, reproduce_command
 from finbisect.hunt.progress import Progress, eta_seconds
+from finbisect.hunt.rounds import open_cluster, run_loop
 from finbisect.hunt.state import HuntState, SavedVisit, unfinished_hunt
 from finbisect.hunt.steps import build_reason, merge_visits
 from finbisect.models import Commit, Result, Step, Verdict
@@ -69,6 +71,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
     with (
         locked_workspace(options.cache_dir, user) as workspace,
         claim(workspace, progress.note),
+        contextlib.ExitStack() as closing,
     ):
         progress.activity("fetch")
         workspace.refresh([good, bad])
@@ -91,7 +94,10 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
         builder = Builder(
             workspace, options.build_config(), state.directory, cache, ccache_bytes=shares.ccache
         )
-        builder.check_tools()
+        cluster = open_cluster(
+            options, workspace=workspace, hunt=hunt, builder=builder, progress=progress,
+            closing=closing,
+        )  # fmt: skip
         for end, sha in (("--good", good), ("--bad", bad)):
             if (reason := builder.unsupported(sha)) is not None:
                 raise BuildError(f"{end} {sha[:12]} cannot be built: {reason}")
@@ -107,7 +113,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
             progress.note(f"resuming interrupted hunt {state.id}: {len(state.visits)} visits done")
             loop.replay()
         try:
-            loop.run()
+            run_loop(loop, cluster, options)  # here, or on --dask-scheduler's cluster
         except KeyboardInterrupt:
             # proc has already killed the running children's process groups.
             state.end_quietly("interrupted", "interrupted")
@@ -135,7 +141,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
                     symptoms=options.symptom_kinds, logs=state.directory,
                 ),
                 parents=workspace.parents(result.culprit.sha),
-                build=loop.interpreter,
+                build=loop.interpreter if cluster is None else cluster.fetching(loop.interpreter),
                 diff=workspace.diff(result.culprit.sha),
                 seen=judge.probe.hang_seen,
             )  # fmt: skip

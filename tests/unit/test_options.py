@@ -37,6 +37,7 @@ CRASH_HUNT = {
     "evidence": False,
     "ccache": False,
     "cache_size": "5G",
+    "dask_scheduler": "tls://10.0.0.5:8786",
 }
 CPYTHON_BUILD = {
     "flavour": "asan",
