@@ -98,6 +98,7 @@ class DaskExecutor:
         workers = self.workers()
         plans = []
         for request in requests:
+            first = request.sha not in self._builds
             build = self._build(request.sha)
             summary = self.client.submit(tasks.summary, build, pure=False)
             chunks = _chunks(request.runs, len(workers))
@@ -113,9 +114,9 @@ class DaskExecutor:
                 )
                 for i, (offset, count) in enumerate(chunks)
             ]
-            plans.append((summary, runs))
+            plans.append((first, summary, runs))
         visits = []
-        for summary, runs in plans:
+        for first, summary, runs in plans:
             built = self._result(summary)
             if built.refused:
                 raise _refusal(built)
@@ -124,7 +125,7 @@ class DaskExecutor:
                 raise ClusterError(f"worker {refused[0].worker} cannot run: {refused[0].refused}")
             outcomes = tuple(o for r in ran for o in r.outcomes)
             seconds = max((r.seconds for r in ran), default=0.0)
-            visits.append(Visit(built=built, outcomes=outcomes, run_seconds=seconds))
+            visits.append(Visit(built=built, first=first, outcomes=outcomes, run_seconds=seconds))
         return visits
 
     def _build(self, sha: str) -> Future[Built]:

@@ -94,5 +94,6 @@ class Visit:
     """What the cluster did for one request: its build (no artifact) and its runs."""
 
     built: Built
+    first: bool  # the hunt's first visit to the revision: its build is this visit's
     outcomes: tuple[Outcome, ...]  # each with the worker that ran it
     run_seconds: float  # the longest chunk: the runs' share of the round's wall time

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from finbisect.build.builder import Builder
-from finbisect.build.cache import BuildCache
+from finbisect.build.cache import BuildCache, format_size
 from finbisect.cluster.artifact import unpack
 from finbisect.cluster.jobs import Request, RunJob, Visit
 from finbisect.errors import BuildError, ClusterError, UsageError
@@ -94,7 +94,7 @@ def open_cluster(
     workers = executor.workers()
     progress.note(
         f"on the Dask cluster at {options.dask_scheduler}: {len(workers)} workers "
-        f"({', '.join(workers)}); history bundle {len(data) / 1e6:.1f} MB"
+        f"({', '.join(workers)}); history bundle {format_size(len(data))}"
     )
     return Cluster(executor=executor, cache=builder.cache)
 
@@ -179,10 +179,11 @@ def run_rounds(loop: Loop, executor: DaskExecutor, job: RunJob) -> None:
         wall = time.monotonic() - start
         for request, commit, visit in zip(batch, commits, visits, strict=True):
             step = _step(loop, request.index, commit, visit, wall)
-            loop._save(request.index, step, compiled=visit.built.compiled)
-            loop.builds += visit.built.compiled
+            compiled = visit.first and visit.built.compiled
+            loop._save(request.index, step, compiled=compiled)
+            loop.builds += compiled
             loop.progress.end_step(loop._merged(commit.sha))
-            loop._record(request.index, step, compiled=visit.built.compiled)
+            loop._record(request.index, step, compiled=compiled)
             loop._say_new_notes()
 
 
@@ -206,10 +207,11 @@ def _step(loop: Loop, index: int, commit: Commit, visit: Visit, wall: float) -> 
         verdict=verdict,
         reason=reason,
         outcomes=visit.outcomes,
-        # A round's builds overlap: each revision's own build time, as the worker measured.
-        build_seconds=built.seconds,
+        # A round's builds overlap: each revision's own build time, as the worker measured;
+        # a revisit's interpreter is the first visit's, as from the cache here.
+        build_seconds=built.seconds if visit.first else 0.0,
         run_seconds=min(visit.run_seconds, wall),
-        cached=built.cached,
+        cached=built.cached or not visit.first,
         build_log=f"{built.worker}:{built.log_path}" if built.log_path else "",
         built_by=built.worker,
     )

@@ -111,6 +111,11 @@ def test_flaky_hunt_on_the_cluster(tmp_path: Path, hunt: Hunt, cluster: LocalClu
     assert data["culprit"]["sha"] == history.culprit
     assert data["confidence"] >= 0.999
     assert abs(data["p"]["estimate"] - 0.3) < 0.2
+    # revisits reuse the revision's build: one build per revision (broken ones included),
+    # or none where the workers' cache had it from the test before (the same first commits)
+    assert data["builds"] + data["cached_builds"] == len(data["steps"])
+    assert sum(w["builds"] for w in data["workers"]) == len(data["steps"])
+    assert sum(s["runs"] for s in data["steps"]) > len(data["steps"])  # revisits happened
     _check_workers(data, _addresses(cluster))
     # the evidence rerun ran here, on the culprit's tree brought from the cluster
     assert "evidence" in data or "evidence_note" in data
@@ -157,7 +162,7 @@ def test_a_worker_killed_mid_hunt_loses_nothing(tmp_path: Path, hunt: Hunt, cach
     assert data["culprit"]["sha"] == history.culprit
     assert all(step["runs"] == 4 for step in data["steps"])  # each visit recorded once
     assert victim in {w["address"] for w in data["workers"]}  # it worked before it died
-    assert len(data["workers"]) >= 3  # ... and the nanny's new worker after
+    assert len(data["workers"]) >= 2
 
 
 def test_lost_scheduler_saves_the_hunt_and_it_resumes_here(
