@@ -238,7 +238,8 @@ class Step:
             document["timing"] = self.timing.to_json()
         if self.built_by:
             document["built_by"] = self.built_by
-            document["ran_by"] = sorted({o.worker for o in self.outcomes if o.worker})
+        if ran_by := sorted({o.worker for o in self.outcomes if o.worker}):
+            document["ran_by"] = ran_by
         return document
 
     @classmethod

@@ -17,22 +17,27 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import dask.config
 from dask.utils import parse_timedelta
 from distributed import CancelledError, Client, Future, KilledWorker
 
+from finbisect.build.cache import BuildCache, CachedBuild
 from finbisect.build.config import BuildConfig
 from finbisect.cluster import tasks
-from finbisect.cluster.artifact import Artifact
+from finbisect.cluster.artifact import Artifact, pack
 from finbisect.cluster.jobs import BuildJob, Built, Bundle, Request, RunJob, Visit
 from finbisect.errors import ClusterError
 
 __all__ = ["DaskExecutor", "connect"]
+
+T = TypeVar("T")
+_POLL_SECONDS = 0.05  # how often a wait for a task checks that the scheduler is still there
 
 
 def connect(address: str) -> DaskExecutor:
@@ -66,16 +71,25 @@ class DaskExecutor:
         self._builds: dict[str, Future[Built]] = {}  # sha -> its build, for the whole hunt
         self._bundle: Future[Bundle] | None = None
         self._config: BuildConfig | None = None
+        self._here: BuildCache | None = None  # this machine's build cache
         self._turn = itertools.count()  # rotates which worker takes a revision's first chunk
 
     def workers(self) -> list[str]:
-        """The workers' addresses now, sorted (chunks go to them in this order)."""
+        """The workers' addresses now, sorted (chunks go to them in this order); with none,
+        waits for one as long as Dask waits to connect."""
         try:
-            return sorted(self.client.nthreads())
+            if not (workers := self.client.nthreads()):
+                self.client.wait_for_workers(1, timeout=_connect_timeout())
+                workers = self.client.nthreads()
         except (OSError, TimeoutError) as exc:
             raise self._lost(exc) from None
+        if not workers:
+            raise self._lost(RuntimeError("no worker left"))
+        return sorted(workers)
 
-    def start(self, *, bundle: bytes, shas: Sequence[str], config: BuildConfig) -> None:
+    def start(
+        self, *, bundle: bytes, shas: Sequence[str], config: BuildConfig, here: BuildCache
+    ) -> None:
         """Hand the hunt's history to the cluster; each worker fetches it once, from a peer.
 
         A task, not scattered data: Dask keeps one replica of scattered data (its memory
@@ -84,10 +98,14 @@ class DaskExecutor:
         """
         digest = hashlib.sha256(bundle).hexdigest()
         payload = Bundle(digest=digest, data=bundle, shas=tuple(shas))
-        with warnings.catch_warnings():  # "large object in task graph": meant, see above
+        self._bundle = self._hold(payload, key=f"finbisect-{digest}")
+        self._config, self._here = config, here
+
+    def _hold(self, value: T, *, key: str) -> Future[T]:
+        """`value` as a task's result (a large one: the bundle, an artifact; see start)."""
+        with warnings.catch_warnings():  # "large object in task graph": meant, see start
             warnings.simplefilter("ignore", UserWarning)
-            self._bundle = self.client.submit(tasks.hold, payload, key=f"finbisect-{digest}")
-        self._config = config
+            return self.client.submit(tasks.hold, value, key=key)
 
     def round(self, requests: Sequence[Request], *, hunt: RunJob) -> list[Visit]:
         """Build and run every request on the cluster; their visits, in the requests' order.
@@ -129,14 +147,19 @@ class DaskExecutor:
         return visits
 
     def _build(self, sha: str) -> Future[Built]:
-        """The revision's build: submitted once per hunt, whichever round asks again."""
+        """The revision's build: submitted once per hunt, whichever round asks again; from
+        this machine's cache when it has the revision (built here before, say)."""
         if sha not in self._builds:
-            if self._bundle is None or self._config is None:
+            if self._bundle is None or self._config is None or self._here is None:
                 raise RuntimeError("DaskExecutor.start() first")
-            job = BuildJob(sha=sha, config=self._config)
             # Named by what it builds: a second client asking for the same build shares it.
             key = f"finbisect-build-{self._config.fingerprint()}-{sha}"
-            self._builds[sha] = self.client.submit(tasks.build, job, self._bundle, key=key)
+            cached = self._here.lookup(self._config.fingerprint(), sha)
+            if cached is not None:
+                self._builds[sha] = self._hold(_built_here(cached), key=f"{key}-here")
+            else:
+                job = BuildJob(sha=sha, config=self._config)
+                self._builds[sha] = self.client.submit(tasks.build, job, self._bundle, key=key)
         return self._builds[sha]
 
     def artifact(self, sha: str) -> Artifact | None:
@@ -145,8 +168,16 @@ class DaskExecutor:
         return None if future is None else self._result(future).artifact
 
     def _result(self, future: Future[Any]) -> Any:
-        """The task's result, or a ClusterError saying why there is none."""
+        """The task's result, or a ClusterError saying why there is none.
+
+        Waits as long as the task takes (a build may take an hour), but only while the
+        client is connected: a future submitted as the connection dropped never ends.
+        """
         try:
+            while not future.done():
+                time.sleep(_POLL_SECONDS)
+                if self.client.status != "running":
+                    raise self._lost(RuntimeError(f"the client is {self.client.status}"))
             return future.result()
         except KilledWorker as exc:
             raise ClusterError(
@@ -168,6 +199,15 @@ class DaskExecutor:
         """Release the hunt's tasks and results on the cluster, and disconnect."""
         with contextlib.suppress(OSError, TimeoutError):  # the scheduler is gone already
             self.client.close()
+
+
+def _built_here(cached: CachedBuild) -> Built:
+    """A build from this machine's cache, as a worker's build would come back (no worker)."""
+    return Built(
+        sha=cached.sha, worker="", ok=cached.ok, reason=cached.reason,
+        error_lines=cached.error_lines, cached=True,
+        artifact=pack(cached) if cached.ok else None,
+    )  # fmt: skip
 
 
 def _chunks(runs: int, workers: int) -> list[tuple[int, int]]:

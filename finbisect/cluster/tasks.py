@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import platformdirs
 from distributed import get_worker
@@ -41,6 +41,7 @@ from finbisect.runs.probe import Probe, ProbeConfig
 
 __all__ = ["WORKER_CACHE_ENV", "build", "hold", "run", "summary", "worker_cache_dir"]
 
+T = TypeVar("T")
 WORKER_CACHE_ENV = "FINBISECT_WORKER_CACHE"
 _SLOTS = 256
 
@@ -181,9 +182,9 @@ def build(job: BuildJob, bundle: Bundle) -> Built:
     )
 
 
-def hold(bundle: Bundle) -> Bundle:
-    """The bundle as a task's result: workers fetch it from each other (executor.start)."""
-    return bundle
+def hold(value: T) -> T:
+    """`value` as a task's result: workers fetch it from each other (executor.start)."""
+    return value
 
 
 def summary(built: Built) -> Built:

@@ -45,6 +45,7 @@ class Cluster:
 
     executor: DaskExecutor
     cache: BuildCache
+    fingerprint: str  # of the hunt's build configuration
 
     def fetching(self, interpreter: Interpreters) -> Interpreters:
         """`interpreter`, with the revision's artifact brought from the cluster first (the
@@ -52,7 +53,8 @@ class Cluster:
 
         def fetched(sha: str) -> Path | None:
             with contextlib.suppress(ClusterError):  # gone: build here, if this machine can
-                artifact = self.executor.artifact(sha)
+                here = self.cache.lookup(self.fingerprint, sha) is not None
+                artifact = None if here else self.executor.artifact(sha)
                 if artifact is not None:
                     unpack(artifact, self.cache, self.cache.root / "unpacking")
             return interpreter(sha)
@@ -90,13 +92,15 @@ def open_cluster(
         data = bundle.read_bytes()
     finally:
         bundle.unlink(missing_ok=True)
-    executor.start(bundle=data, shas=(hunt.good, hunt.bad), config=builder.config)
+    executor.start(
+        bundle=data, shas=(hunt.good, hunt.bad), config=builder.config, here=builder.cache
+    )
     workers = executor.workers()
     progress.note(
         f"on the Dask cluster at {options.dask_scheduler}: {len(workers)} workers "
         f"({', '.join(workers)}); history bundle {format_size(len(data))}"
     )
-    return Cluster(executor=executor, cache=builder.cache)
+    return Cluster(executor=executor, cache=builder.cache, fingerprint=builder.fingerprint)
 
 
 class Loop(Protocol):
