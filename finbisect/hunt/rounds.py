@@ -52,11 +52,12 @@ class Cluster:
         evidence rerun runs here; this machine need not be able to build)."""
 
         def fetched(sha: str) -> Path | None:
-            with contextlib.suppress(ClusterError):  # gone: build here, if this machine can
+            # The cluster gone, or no room here: build here, if this machine can.
+            with contextlib.suppress(ClusterError, OSError):
                 here = self.cache.lookup(self.fingerprint, sha) is not None
                 artifact = None if here else self.executor.artifact(sha)
                 if artifact is not None:
-                    unpack(artifact, self.cache, self.cache.root / "unpacking")
+                    unpack(artifact, self.cache, self.cache.root.parent / "unpacking")
             return interpreter(sha)
 
         return fetched
