@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import time
 import warnings
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from finbisect.errors import ClusterError
 __all__ = ["DaskExecutor", "connect"]
 
 T = TypeVar("T")
+_CLOSE_SECONDS = 5.0  # to say goodbye to the scheduler (or give up on a lost one)
 _POLL_SECONDS = 0.05  # how often a wait for a task checks that the scheduler is still there
 
 
@@ -173,11 +175,11 @@ class DaskExecutor:
         Waits as long as the task takes (a build may take an hour), but only while the
         client is connected: a future submitted as the connection dropped never ends.
         """
+        while not future.done():
+            time.sleep(_POLL_SECONDS)
+            if self.client.status != "running":
+                raise self._lost(RuntimeError(f"the client is {self.client.status}"))
         try:
-            while not future.done():
-                time.sleep(_POLL_SECONDS)
-                if self.client.status != "running":
-                    raise self._lost(RuntimeError(f"the client is {self.client.status}"))
             return future.result()
         except KilledWorker as exc:
             raise ClusterError(
@@ -189,6 +191,11 @@ class DaskExecutor:
             raise ClusterError(f"a task failed on the cluster: {_say(exc)}") from None
 
     def _lost(self, exc: BaseException) -> ClusterError:
+        # Said here in one line: not also in Dask's log, with its reconnection's traceback
+        # (Dask configures "distributed" and some loggers below it, each with a handler).
+        for name in list(logging.root.manager.loggerDict):
+            if name == "distributed" or name.startswith("distributed."):
+                logging.getLogger(name).disabled = True
         return ClusterError(
             f"lost the Dask scheduler at {self.address} ({_say(exc)}); the hunt is saved: "
             "run the same command again to resume (on the cluster or, without "
@@ -198,7 +205,7 @@ class DaskExecutor:
     def close(self) -> None:
         """Release the hunt's tasks and results on the cluster, and disconnect."""
         with contextlib.suppress(OSError, TimeoutError):  # the scheduler is gone already
-            self.client.close()
+            self.client.close(timeout=_CLOSE_SECONDS)
 
 
 def _built_here(cached: CachedBuild) -> Built:

@@ -197,7 +197,7 @@ def test_lost_scheduler_saves_the_hunt_and_it_resumes_here(
     assert result.exit_code == 9, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()[-1:]
-    assert "lost the Dask scheduler" in line
+    assert line.startswith("finbisect: error: lost the Dask scheduler at tcp://"), line
     (state,) = cache.glob("repos/*/hunts/*/state.json")
     saved = json.loads(state.read_text())
     assert saved["status"] == "interrupted"
