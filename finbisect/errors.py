@@ -12,6 +12,7 @@ import enum
 
 __all__ = [
     "BuildError",
+    "ClusterError",
     "EndpointError",
     "ExitCode",
     "FinbisectError",
@@ -33,6 +34,7 @@ class ExitCode(enum.IntEnum):
     CANNOT_BUILD = 6  # tooling missing, an endpoint does not build or lacks the flavour
     REGRESSED = 7  # compare: B shows a symptom that A does not
     MACHINE = 8  # the machine failed a build: disk full, out of memory; nothing cached
+    CLUSTER = 9  # --dask-scheduler: the cluster went away or cannot work; the hunt saved
     INTERRUPTED = 130  # Ctrl-C, SIGTERM or SIGHUP: children killed, state kept
 
 
@@ -78,6 +80,16 @@ class MachineError(FinbisectError):
     """
 
     exit_code = ExitCode.MACHINE
+
+
+class ClusterError(MachineError):
+    """The Dask cluster went away or cannot do the work (--dask-scheduler).
+
+    Like any machine failure: the hunt is saved as interrupted, and the same command
+    resumes it, on the cluster or (without --dask-scheduler) locally.
+    """
+
+    exit_code = ExitCode.CLUSTER
 
 
 class HuntInterruptedError(FinbisectError):

@@ -123,7 +123,8 @@ class Outcome:
     signal: int | None  # the signal that ended it, if any
     duration: float  # seconds
     signature: str = ""  # the line that identifies a crash/error (first match or first fatal line)
-    log_path: str = ""  # full output of this run
+    log_path: str = ""  # full output of this run (on `worker`'s machine, if any)
+    worker: str = ""  # the Dask worker that ran it; "" here
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,7 +135,7 @@ class Outcome:
             "duration": round(self.duration, 3),
             "signature": self.signature,
             "log": self.log_path,
-        }
+        } | ({"worker": self.worker} if self.worker else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
@@ -146,6 +147,7 @@ class Outcome:
             duration=data["duration"],
             signature=data["signature"],
             log_path=data["log"],
+            worker=data.get("worker", ""),
         )
 
 
@@ -192,6 +194,7 @@ class Step:
     cached: bool = False  # the interpreter came from an earlier build
     build_log: str = ""
     timing: TimingSummary | None = None  # timing hunts
+    built_by: str = ""  # the Dask worker that built it (or had it cached); "" here
 
     @property
     def runs(self) -> int:
@@ -233,6 +236,10 @@ class Step:
         }
         if self.timing is not None:
             document["timing"] = self.timing.to_json()
+        if self.built_by:
+            document["built_by"] = self.built_by
+        if ran_by := sorted({o.worker for o in self.outcomes if o.worker}):
+            document["ran_by"] = ran_by
         return document
 
     @classmethod
@@ -248,6 +255,7 @@ class Step:
             cached=data["cached"],
             build_log=data["build_log"],
             timing=TimingSummary.from_json(timing) if timing is not None else None,
+            built_by=data.get("built_by", ""),
         )
 
 
@@ -351,6 +359,7 @@ class Result:
             **({"built_ahead": dict(self.built_ahead)} if self.built_ahead else {}),
             "runs": self.runs,
             "wall_seconds": round(self.wall_seconds, 3),
+            "workers": _workers(self.steps),
         }
         if self.p is not None:
             document["p"] = self.p.to_json()
@@ -368,6 +377,16 @@ class Result:
         if self.evidence_note:
             document["evidence_note"] = self.evidence_note
         return document
+
+
+def _workers(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
+    """The Dask workers that did a hunt's work, with their builds and runs ([] here)."""
+    built = [s.built_by for s in steps if s.built_by]
+    ran = [o.worker for s in steps for o in s.outcomes if o.worker]
+    return [
+        {"address": a, "builds": built.count(a), "runs": ran.count(a)}
+        for a in sorted({*built, *ran})
+    ]
 
 
 def check_version(data: object, version: int, what: str) -> dict[str, Any]:

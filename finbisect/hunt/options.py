@@ -164,6 +164,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
             "for its stacks once the culprit is known.", kind=Kind.FLAG, default=True,
             in_key=False),
     *CACHE_OPTIONS,
+    _option("dask_scheduler", "--dask-scheduler", "Build and run on this Dask cluster "
+            "(tcp://HOST:PORT; needs finbisect[dask]). Default: here.", parse=_parse_nonempty,
+            default=lambda: os.environ.get("FINBISECT_DASK_SCHEDULER") or None, in_key=False,
+            show_default="$FINBISECT_DASK_SCHEDULER or none", metavar="ADDRESS"),
 )  # fmt: skip
 
 
@@ -200,12 +204,15 @@ class HuntOptions:
     evidence: bool = True  # the symptom's stacks at the first bad revision (gdb)
     cache_dir: Path
     cache_size: int = 20 * 1024**3
+    dask_scheduler: str | None = None  # a Dask scheduler's address: the work runs there
 
     def __post_init__(self) -> None:
         if not self.slow and (self.threshold_percent is not None or self.affinity is not None):
             raise UsageError("--threshold and --affinity belong to timing hunts (--symptom slow)")
         if self.slow and (self.match is not None or not self.verify or self.runs is not None):
             raise UsageError("--match, --no-verify and --runs have no meaning with --symptom slow")
+        if self.slow and self.dask_scheduler is not None:
+            raise UsageError("--symptom slow times on this machine: not with --dask-scheduler")
         if self.model != "auto" and (self.slow or self.runs is not None):
             raise UsageError("--model chooses the noisy search's model: not with --runs or slow")
         if self.build_cmd is not None and (

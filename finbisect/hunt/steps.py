@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from finbisect.build.builder import BuildResult
+from typing import Protocol
+
 from finbisect.models import Outcome, OutcomeKind, RunClass, Step, Verdict
 
 __all__ = ["build_reason", "merge_visits", "runs_verdict"]
@@ -30,6 +31,7 @@ def merge_visits(visits: list[Step]) -> tuple[Step, ...]:
                 cached=group[0].cached,
                 build_log=group[0].build_log,
                 timing=group[-1].timing,
+                built_by=next((v.built_by for v in group if v.built_by), ""),
             )
         )
     return tuple(steps)
@@ -51,6 +53,15 @@ def runs_verdict(outcomes: tuple[Outcome, ...]) -> tuple[Verdict, str]:
     return Verdict.SKIP, f"only unrelated failures: {first.kind.value}: {first.signature}"
 
 
-def build_reason(built: BuildResult) -> str:
+class _Failed(Protocol):
+    """A failed build, here (BuildResult) or on a cluster's worker (cluster.jobs.Built)."""
+
+    @property
+    def reason(self) -> str: ...
+    @property
+    def error_lines(self) -> tuple[str, ...]: ...
+
+
+def build_reason(built: _Failed) -> str:
     first_error = f" — {built.error_lines[0]}" if built.error_lines else ""
     return f"build failed: {built.reason}{first_error}"

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _USER_REFS = "refs/finbisect/user"  # where the user's refs are mirrored in our clone
+_BUNDLE_REFS = "refs/finbisect/bundle"  # the commits a bundle for a cluster's workers holds
 # The first commit of CPython's history (Guido van Rossum, "Initial revision", 1990): a
 # repository that has it is CPython's (cherry_picker checks for it the same way).
 CPYTHON_ROOT = "7f777ed95a19224294949e1b4ce56bbffcb1fe9f"
@@ -325,6 +326,17 @@ class Workspace:
         """The text of file `path` at `sha`, or None if there is no such file there."""
         result = gitcmd.run_git("cat-file", "blob", f"{sha}:{path}", cwd=self.clone_dir)
         return result.stdout if result.ok else None
+
+    def bundle(self, path: Path, shas: Iterable[str]) -> None:
+        """Write a `git bundle` of the history of `shas` to `path` (for a cluster's workers).
+
+        A bundle carries refs, not bare commits: each sha is named by a ref of our clone.
+        """
+        refs = []
+        for sha in dict.fromkeys(shas):
+            refs.append(f"{_BUNDLE_REFS}/{sha}")
+            self._git("update-ref", refs[-1], sha)
+        self._git("bundle", "create", "--quiet", str(path), *refs, timeout=FETCH_TIMEOUT)
 
     def blob_ids(self, sha: str, patterns: list[str]) -> dict[str, str]:
         """Blob ids at `sha` of the files matching `patterns` (fnmatch, one level).

@@ -38,6 +38,7 @@ CRASH_HUNT = {
     "ccache": False,
     "build_ahead": False,
     "cache_size": "5G",
+    "dask_scheduler": "tls://10.0.0.5:8786",
 }
 CPYTHON_BUILD = {
     "flavour": "asan",
