@@ -54,6 +54,7 @@ from collections.abc import Iterable
 
 from finbisect.models import Rate
 from finbisect.search.calibration import TAIL, calibrated, calibration_batch, clean_end_runs
+from finbisect.search.noisy_batch import noisy_batch
 from finbisect.search.posterior import CellPosterior, Snapshot
 from finbisect.search.stats import best_split, split_information
 from finbisect.search.step_estimate import StepEstimate, entropy_bits
@@ -163,6 +164,9 @@ class NoisyBisection:
         if request is None:
             self._finish(AnswerStatus.AMBIGUOUS, self._top())  # nothing buildable tells more
         return request
+
+    def next_batch(self, limit: int) -> tuple[SearchRequest, ...]:
+        return noisy_batch(self, limit, batches=_BATCHES)  # this request, then more: see there
 
     def record(self, index: int, *, symptoms: int, clean: int) -> None:
         if symptoms == 0 and clean == 0:
