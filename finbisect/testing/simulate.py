@@ -159,7 +159,7 @@ class RoundCosts:
     def round(self, visits: Sequence[tuple[int, bool]], workers: int) -> float:
         """Seconds of a round of (runs, needs a build) visits."""
         shares = [1] * len(visits)
-        spare = workers - len(visits) if self.split_runs else 0
+        spare = workers - len(visits) if self.split_runs and visits else 0
         for _ in range(max(0, spare)):
             times = [
                 self.visit(r, build=b, workers=k) for (r, b), k in zip(visits, shares, strict=True)
