@@ -15,8 +15,8 @@ here:
   expected bits about the culprit per second of the round (a round lasts as
   long as its slowest visit). Each added point takes the most runs that fit in
   the round, up to the runs it would take alone (the searches' rule: most bits
-  per second once built), so a round spends the run budget about as a single
-  visit would; a point that needs a build may stretch the round when nothing
+  per second once built), so each revision spends the run budget as it would
+  alone; a point that needs a build may stretch the round when nothing
   faster tells as much. A point is added only if it brings at least a quarter of
   the first request's bits per run: otherwise the batch would spend the run
   budget on points that tell little (simulated, a bigger batch then named a
@@ -25,8 +25,9 @@ here:
 The batch's bits are I(culprit; L), L the first revision of the batch, taken
 in order of growing bug-side mass, whose runs showed the symptom. Under
 one-sided noise that is all the batch says about the culprit (the revisions
-after L are on the bug side whatever the culprit), so it is exact given each
-revision's chance of a symptom; under two-sided noise it is a lower bound.
+after L are on the bug side whatever the culprit), so it is exact for given
+chances of a symptom at each revision (p's uncertainty, which ties the
+revisions' runs together, is left out); under two-sided noise it is a lower bound.
 The bug sides are taken as nested, which they are on a linear history; across
 merges this is an approximation.
 """

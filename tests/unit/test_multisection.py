@@ -187,12 +187,12 @@ def test_classic_batches_find_the_culprit_in_any_dag(
 ) -> None:
     culprit = int(culprit_at * len(graph))
     one = ClassicBisection(graph, runs=1, bug_is_new=True)
-    simulate_rounds(
+    alone = simulate_rounds(
         one, graph, workers=1, culprit=culprit, p=1.0, rng=random.Random(0), costs=_ROUNDS
     )
     rounds, named = _classic_hunt(graph, culprit, workers)
     assert named == culprit == one.answer().culprit
-    assert rounds <= max(2, len(graph).bit_length() + 1)
+    assert rounds <= alone.rounds  # on a wide DAG (every commit a branch) no fewer
 
 
 @pytest.mark.parametrize(
