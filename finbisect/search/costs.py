@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from finbisect.search.strategy import Costs
 
-__all__ = ["MeasuredCosts"]
+__all__ = ["CostHooks", "MeasuredCosts"]
 
 
 class MeasuredCosts:
@@ -52,3 +54,47 @@ class MeasuredCosts:
 
 def _add(total: tuple[float, int], seconds: float, count: int) -> tuple[float, int]:
     return total[0] + seconds, total[1] + count
+
+
+class CostHooks:
+    """The noisy searches' cost hooks (Search.record_costs, mark_built): what is built
+    and what a visit costs, the defaults until measured."""
+
+    def __init__(self, costs: Costs) -> None:
+        self._built: set[int] = set()
+        self._measured = MeasuredCosts(costs)
+        self.visit_seconds = costs.visit_seconds
+
+    @property
+    def build_seconds(self) -> float:
+        return self._measured.build_seconds
+
+    @property
+    def run_seconds(self) -> float:
+        return self._measured.run_seconds
+
+    def record_costs(
+        self,
+        index: int,
+        *,
+        build_seconds: float | None,
+        run_seconds: float,
+        runs: int,
+        symptom_runs: int = 0,
+        symptom_seconds: float = 0.0,
+    ) -> None:
+        """A visit's measured costs: a fresh build's seconds (None if cached), total run
+        time, and how many of the runs showed the symptom, in how many seconds."""
+        self._built.add(index)
+        self._measured.record(
+            build_seconds=build_seconds, run_seconds=run_seconds, runs=runs,
+            symptom_runs=symptom_runs, symptom_seconds=symptom_seconds,
+        )  # fmt: skip
+
+    def run_costs(self) -> tuple[float, float]:
+        """(seconds of a symptom run, of a clean run), as measured."""
+        return self._measured.run_costs()
+
+    def mark_built(self, indices: Iterable[int]) -> None:
+        """Revisions whose interpreter is already built (a visit costs no build)."""
+        self._built.update(indices)

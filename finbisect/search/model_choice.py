@@ -196,6 +196,13 @@ class AutoBisection:
                     return self.inner.next_request()
         return request
 
+    def next_batch(self, limit: int) -> tuple[SearchRequest, ...]:
+        """The current model's round, after the switch if `next_request` makes it."""
+        request = self.next_request()
+        if request is None or limit <= 1:
+            return () if request is None else (request,)
+        return self.inner.next_batch(limit)
+
     def record(self, index: int, *, symptoms: int, clean: int) -> None:
         if symptoms + clean:
             counts = self._observations.setdefault(index, [0, 0])

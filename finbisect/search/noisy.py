@@ -55,7 +55,8 @@ from collections.abc import Iterable
 
 from finbisect.models import Rate
 from finbisect.search.calibration import TAIL, calibrated, calibration_batch, clean_end_runs
-from finbisect.search.costs import MeasuredCosts
+from finbisect.search.costs import CostHooks
+from finbisect.search.noisy_batch import noisy_batch
 from finbisect.search.posterior import CellPosterior, Snapshot
 from finbisect.search.stats import best_split, split_information
 from finbisect.search.step_estimate import StepEstimate, entropy_bits
@@ -89,7 +90,7 @@ class _Phase(enum.Enum):
     DONE = "done"
 
 
-class NoisyBisection:
+class NoisyBisection(CostHooks):
     """Probabilistic bisection for a repro that shows the symptom in only some runs.
 
     See the module docstring for the model, the phases and the cost hooks.
@@ -124,44 +125,12 @@ class NoisyBisection:
         self._model = CellPosterior(graph, bug_is_new=bug_is_new)
         self._tested: dict[int, list[int]] = {}  # index -> [symptoms, clean]
         self._skipped = 0
-        self._built: set[int] = set()
         self._runs = 0
         self._phase = _Phase.CALIBRATE
         self._estimate = StepEstimate()  # of the search phase's visits (progress)
         self._answer = Answer(AnswerStatus.SEARCHING)
         self._groups: tuple[int, list[int]] = (0, [])  # ambiguity groups of a skip mask
-        self.build_seconds, self.run_seconds = costs.build_seconds, costs.run_seconds
-        self.visit_seconds = costs.visit_seconds
-        self._measured = MeasuredCosts(costs)
-
-    # -- cost hooks ------------------------------------------------------------------
-    def record_costs(
-        self,
-        index: int,
-        *,
-        build_seconds: float | None,
-        run_seconds: float,
-        runs: int,
-        symptom_runs: int = 0,
-        symptom_seconds: float = 0.0,
-    ) -> None:
-        """A visit's measured costs: a fresh build's seconds (None if cached), total run
-        time, and how many of the runs showed the symptom, in how many seconds."""
-        self._built.add(index)
-        self._measured.record(
-            build_seconds=build_seconds, run_seconds=run_seconds, runs=runs,
-            symptom_runs=symptom_runs, symptom_seconds=symptom_seconds,
-        )  # fmt: skip
-        self.build_seconds = self._measured.build_seconds
-        self.run_seconds = self._measured.run_seconds
-
-    def run_costs(self) -> tuple[float, float]:
-        """(seconds of a symptom run, of a clean run), as measured (costs.py)."""
-        return self._measured.run_costs()
-
-    def mark_built(self, indices: Iterable[int]) -> None:
-        """Revisions whose interpreter is already built (a visit costs no build)."""
-        self._built.update(indices)
+        CostHooks.__init__(self, costs)
 
     # -- Search protocol ---------------------------------------------------------------
     def next_request(self) -> SearchRequest | None:
@@ -178,6 +147,9 @@ class NoisyBisection:
         if request is None:
             self._finish(AnswerStatus.AMBIGUOUS, self._top())  # nothing buildable tells more
         return request
+
+    def next_batch(self, limit: int) -> tuple[SearchRequest, ...]:
+        return noisy_batch(self, limit, batches=_BATCHES)  # this request, then more: see there
 
     def record(self, index: int, *, symptoms: int, clean: int) -> None:
         if symptoms == 0 and clean == 0:

@@ -51,6 +51,7 @@ from collections.abc import Mapping
 
 from finbisect.models import Rate
 from finbisect.search.noisy import NoisyBisection
+from finbisect.search.noisy_batch import beta_quiet, noisy_batch
 from finbisect.search.posterior import Snapshot
 from finbisect.search.rate_information import Predictive
 from finbisect.search.rate_posterior import (
@@ -177,6 +178,14 @@ class RateChangeBisection(NoisyBisection):
                 return SearchRequest(end, max(1, min(left, _END_BATCH, cap)))
             self._finish(AnswerStatus.AMBIGUOUS, self._top())  # nothing buildable tells more
         return request
+
+    def next_batch(self, limit: int) -> tuple[SearchRequest, ...]:
+        """As the one-sided search's (noisy_batch.py), each side with its own rate."""
+        return noisy_batch(self, limit, batches=_BATCHES, quiet=self._quiet)
+
+    def _quiet(self, post: Snapshot, longest: int) -> tuple[list[float], list[float]]:
+        (a0, b0), (a1, b1) = self._rate_betas(post)
+        return beta_quiet(a0, b0, longest), beta_quiet(a1, b1, longest)
 
     def record(self, index: int, *, symptoms: int, clean: int) -> None:
         if symptoms == 0 and clean == 0:

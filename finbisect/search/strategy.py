@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from finbisect.models import Rate
+from finbisect.search.multisection import split_points
 
 __all__ = [
     "OLD_END",
@@ -134,6 +135,11 @@ class Search(Protocol):
     def next_request(self) -> SearchRequest | None:
         """The next visit, or None when `answer()` is final."""
 
+    def next_batch(self, limit: int) -> tuple[SearchRequest, ...]:
+        """Up to `limit` visits at distinct revisions, made together in one round and all
+        recorded before the next question; empty when `answer()` is final.
+        `next_batch(1)` is `(next_request(),)` (search/multisection.py)."""
+
     def record(self, index: int, *, symptoms: int, clean: int) -> None:
         """Runs made at `index` (unrelated runs are not counted: they carry nothing)."""
 
@@ -207,6 +213,16 @@ class ClassicBisection:
             return None
         return SearchRequest(best, self.runs)
 
+    def next_batch(self, limit: int) -> tuple[SearchRequest, ...]:
+        """The ends still to verify, then the revisions that cut the possible culprits into
+        the most even parts (the ends' check and the first cuts share a round)."""
+        first = self.next_request()
+        if first is None or limit <= 1:
+            return () if first is None else (first,)
+        ends = self._pending_ends[:limit]
+        cuts = split_points(self.graph.ancestors, self._possible, self._skipped, limit - len(ends))
+        return tuple(SearchRequest(x, self.runs) for x in [*ends, *cuts])
+
     def record(self, index: int, *, symptoms: int, clean: int) -> None:
         if symptoms == 0 and clean == 0:
             self.record_skip(index)
@@ -214,8 +230,10 @@ class ClassicBisection:
         is_new = (symptoms > 0) == self.bug_is_new
         if index == OLD_END and not self._pending_ends:
             return  # the old end is old by definition when not being verified
-        if self._pending_ends and index == self._pending_ends[0]:
-            self._pending_ends.pop(0)
+        if index in self._pending_ends:  # in any order: a round may verify both ends
+            self._pending_ends.remove(index)
+            if self._status is not AnswerStatus.SEARCHING:
+                return  # the other end of the round failed first
             if index == OLD_END and is_new:
                 self._status = AnswerStatus.OLD_END_SHOWS_BUG_SIDE
             elif index != OLD_END and not is_new:
@@ -224,8 +242,8 @@ class ClassicBisection:
         self._mark(index, is_new=is_new)
 
     def record_skip(self, index: int) -> None:
-        if self._pending_ends and index == self._pending_ends[0]:
-            self._pending_ends.pop(0)  # the session refuses unbuildable endpoints itself
+        if index in self._pending_ends:
+            self._pending_ends.remove(index)  # the session refuses unbuildable endpoints itself
             return
         self._skipped |= 1 << index
 
@@ -272,7 +290,9 @@ class ClassicBisection:
             self._possible &= self.graph.ancestors[index]
         else:
             self._possible &= ~self.graph.ancestors[index]
-        # Requests are always informative revisions, so this never empties.
+        # One request at a time never empties this (each is informative); the revisions of
+        # a batch are chosen together, so runs that contradict each other (a flaky repro
+        # under a fixed --runs) can: the answer is then AMBIGUOUS with no candidates.
 
     def _best_split(self) -> int | None:
         """The untested revision that splits the possible culprits most evenly."""

@@ -1,41 +1,73 @@
 """Simulated hunts for any Search: flaky repro, no builds. Pure but for `random`.
 
 Used by the unit tests (correctness and calibration of the noisy searches) and
-by benchmarks/flaky_search.py and rate_change.py. A revision on the bug side
-shows the symptom with probability p per run, one on the clean side with
+by benchmarks/flaky_search.py and rate_change.py; `simulate_rounds` drives a
+search in rounds of `next_batch(W)` for W workers (benchmarks/multisection.py).
+A revision on the bug side shows the symptom with probability p per run, one on the clean side with
 `p_clean` (default 0: one-sided noise, no random draws there); revisions in
 `unbuildable` are reported as skips.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from finbisect.search.noisy import NoisyBisection
-from finbisect.search.strategy import OLD_END, AnswerStatus, CandidateGraph, Costs, Search
+from finbisect.search.strategy import (
+    OLD_END,
+    Answer,
+    AnswerStatus,
+    CandidateGraph,
+    Costs,
+    Search,
+    SearchRequest,
+)
 
-__all__ = ["HuntStats", "Summary", "noisy_factory", "simulate_hunt", "simulate_many"]
+__all__ = [
+    "Concluded",
+    "HuntStats",
+    "RoundCosts",
+    "RoundStats",
+    "Summary",
+    "noisy_factory",
+    "simulate_hunt",
+    "simulate_many",
+    "simulate_rounds",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
-class HuntStats:
-    """What one simulated hunt cost and concluded."""
+class Concluded:
+    """What a simulated hunt concluded, against the truth."""
 
     truth: int
     status: AnswerStatus
     culprit: int | None
     confidence: float
+
+    @property
+    def correct(self) -> bool:
+        return self.status is AnswerStatus.FOUND and self.culprit == self.truth
+
+    @classmethod
+    def of(cls, answer: Answer, truth: int) -> Concluded:
+        return cls(
+            truth=truth, status=answer.status, culprit=answer.culprit, confidence=answer.confidence
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HuntStats(Concluded):
+    """What one simulated hunt cost and concluded."""
+
     calibration_runs: int  # runs at the bug end
     endpoint_runs: int  # runs at the clean end
     search_runs: int  # runs anywhere else
     builds: int  # distinct candidates built during the search (endpoints excluded)
     visits: int
-
-    @property
-    def correct(self) -> bool:
-        return self.status is AnswerStatus.FOUND and self.culprit == self.truth
 
 
 def simulate_hunt(
@@ -62,12 +94,9 @@ def simulate_hunt(
         if index in unbuildable:
             search.record_skip(index)
             continue
-        new = index != OLD_END and graph.is_new(index, culprit)
-        symptoms = 0
-        if new == bug_is_new:
-            symptoms = sum(rng.random() < p for _ in range(request.runs))
-        elif p_clean > 0.0:
-            symptoms = sum(rng.random() < p_clean for _ in range(request.runs))
+        symptoms = _symptoms(
+            graph, request, culprit=culprit, rates=(p_clean, p), bug_is_new=bug_is_new, rng=rng
+        )
         phase = (
             "calibration" if index == bug_end else "endpoint" if index == clean_end else "search"
         )
@@ -86,6 +115,129 @@ def simulate_hunt(
         search_runs=runs["search"],
         builds=len(built),
         visits=visits,
+    )
+
+
+def _symptoms(
+    graph: CandidateGraph,
+    request: SearchRequest,
+    *,
+    culprit: int,
+    rates: tuple[float, float],
+    bug_is_new: bool,
+    rng: random.Random,
+) -> int:
+    """Symptoms in `request.runs` runs; rates: (clean side, bug side)."""
+    on_bug_side = (request.index != OLD_END and graph.is_new(request.index, culprit)) == bug_is_new
+    if not on_bug_side and rates[0] <= 0.0:
+        return 0  # one-sided noise: no draws on the clean side
+    rate = rates[on_bug_side]
+    return sum(rng.random() < rate for _ in range(request.runs))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundCosts:
+    """Simulated seconds of a round of visits made at once by `workers` workers.
+
+    A visit costs `visit_seconds`, `build_seconds` if its revision was never
+    built in this hunt, and `run_seconds` per run. The round lasts as long as
+    its slowest visit. With `split_runs`, workers a round leaves idle (fewer
+    visits than workers) share the runs of its visits, the longest first: a
+    revision built once serves every worker (a shared build cache), so k
+    workers take its build plus ceil(runs / k) runs.
+    """
+
+    build_seconds: float
+    run_seconds: float
+    visit_seconds: float = 0.0
+    split_runs: bool = True
+
+    def visit(self, runs: int, *, build: bool, workers: int = 1) -> float:
+        fixed = self.visit_seconds + (self.build_seconds if build else 0.0)
+        return fixed + math.ceil(runs / workers) * self.run_seconds
+
+    def round(self, visits: Sequence[tuple[int, bool]], workers: int) -> float:
+        """Seconds of a round of (runs, needs a build) visits."""
+        shares = [1] * len(visits)
+        spare = workers - len(visits) if self.split_runs and visits else 0
+        for _ in range(max(0, spare)):
+            times = [
+                self.visit(r, build=b, workers=k) for (r, b), k in zip(visits, shares, strict=True)
+            ]
+            slowest = max(range(len(visits)), key=times.__getitem__)
+            if shares[slowest] >= visits[slowest][0]:
+                break  # one run per worker already: more workers do not help
+            shares[slowest] += 1
+        return max(
+            (self.visit(r, build=b, workers=k) for (r, b), k in zip(visits, shares, strict=True)),
+            default=0.0,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundStats:
+    """What one simulated hunt with parallel rounds cost and concluded."""
+
+    result: Concluded
+    rounds: int
+    visits: int
+    runs: int
+    builds: int  # distinct revisions built, ends included
+    seconds: float  # simulated wall time (RoundCosts)
+
+    @property
+    def correct(self) -> bool:
+        return self.result.correct
+
+
+def simulate_rounds(
+    search: Search,
+    graph: CandidateGraph,
+    *,
+    workers: int,
+    culprit: int,
+    p: float,
+    rng: random.Random,
+    costs: RoundCosts,
+    bug_is_new: bool = True,
+    p_clean: float = 0.0,
+    unbuildable: frozenset[int] = frozenset(),
+    max_rounds: int = 100_000,
+) -> RoundStats:
+    """Drive `search` with `next_batch(workers)`: each round's visits made at once, then
+    all recorded (costs too), in the batch's order."""
+    built: set[int] = set()
+    rounds = visits = runs = 0
+    seconds = 0.0
+    while rounds < max_rounds and (batch := search.next_batch(workers)):
+        rounds += 1
+        visits += len(batch)
+        shape = []
+        for request in batch:
+            fresh = request.index not in built and request.index not in unbuildable
+            shape.append((0 if request.index in unbuildable else request.runs, fresh))
+        seconds += costs.round(shape, workers)
+        for request, (made, fresh) in zip(batch, shape, strict=True):
+            if request.index in unbuildable:
+                search.record_skip(request.index)
+                continue
+            built.add(request.index)
+            runs += made
+            symptoms = _symptoms(
+                graph, request, culprit=culprit, rates=(p_clean, p), bug_is_new=bug_is_new, rng=rng
+            )
+            search.record(request.index, symptoms=symptoms, clean=made - symptoms)
+            build = costs.build_seconds if fresh else None
+            search.record_costs(
+                request.index, build_seconds=build, run_seconds=made * costs.run_seconds, runs=made
+            )
+    return RoundStats(
+        result=Concluded.of(search.answer(), culprit),
+        rounds=rounds,
+        visits=visits,
+        runs=runs,
+        builds=len(built),
+        seconds=seconds,
     )
 
 
