@@ -426,7 +426,8 @@ def models_study(args: argparse.Namespace) -> None:
         print(
             f"{method:<10} right {right:>4}  no answer {refused:>4}  wrong {len(wrong):>4}"
             f" (highest stated confidence {worst:.3f})  median runs "
-            f"{statistics.median(h.runs for h in hunts):.0f}"
+            f"{statistics.median(h.runs for h in hunts):.0f} (mean "
+            f"{statistics.fmean(h.runs for h in hunts):.1f})"
         )
 
 

@@ -391,6 +391,23 @@ def test_auto_checks_a_one_sided_answer_under_the_two_sided_model() -> None:
     assert stats.correct
 
 
+def test_auto_confirms_with_a_clean_prior_leaning_to_a_silent_clean_side() -> None:
+    graph = CandidateGraph.linear(64)
+    runs = []
+    for search in (
+        AutoBisection(graph, bug_is_new=True),  # the default confirm prior, Beta(3/4, 1)
+        AutoBisection(graph, bug_is_new=True, confirm_prior=RatePrior()),  # uniform
+    ):
+        stats = simulate_hunt(
+            search, graph, culprit=40, p=0.4, bug_is_new=True, rng=random.Random(3)
+        )
+        assert search.switch is not None
+        assert search.switch.reason is Reason.CONFIRM
+        assert stats.correct
+        runs.append(stats.calibration_runs + stats.endpoint_runs + stats.search_runs)
+    assert runs[0] < runs[1]  # 112 against 115 runs
+
+
 def test_auto_without_confirmation_stays_one_sided_without_clean_symptoms() -> None:
     graph = CandidateGraph.linear(64)
     search = AutoBisection(graph, bug_is_new=True, confirm=False)
