@@ -43,8 +43,7 @@ candidates, most probable first, with probabilities.
 
 Costs: `costs` until measured (300 s, 5 s, 1 s), then running means fed by
 `record_costs` (costs.py; symptom runs timed apart: a hang waits, a clean run exits);
-revisions recorded or in `mark_built` (cached) cost no build.
-"""
+revisions recorded or in `mark_built` (cached) cost no build."""
 
 from __future__ import annotations
 
@@ -289,11 +288,16 @@ class NoisyBisection(CostHooks):
 
     def _finish_if_found(self, post: Snapshot) -> bool:
         """FOUND when one candidate holds `confidence`, also at pessimistic rates."""
-        best, c = max(range(len(post.cells)), key=post.each), self.confidence
-        if post.each(best) < c or self._model.robust_mass(post, best) < c:
+        best = max(range(len(post.cells)), key=post.each)
+        if (mass := self._found_mass(post, best)) < self.confidence:
             return False
-        self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, post.each(best))])
+        self._finish(AnswerStatus.FOUND, [(post.cells[best].lo, mass)])
         return True
+
+    def _found_mass(self, post: Snapshot, best: int) -> float:
+        """The confidence to test and state: the mass, if it holds at a pessimistic p too."""
+        robust = self._model.robust_mass(post, best) >= self.confidence
+        return post.each(best) if robust else 0.0
 
     def _finish_if_ambiguous(self) -> None:
         """AMBIGUOUS when candidates no buildable revision tells apart hold `confidence`."""

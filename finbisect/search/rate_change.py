@@ -29,7 +29,8 @@ Phases (all requested by `next_request`):
 Stop:
 - FOUND: one candidate holds >= `confidence`, also with the rates moved
   pessimistically close together (RatePosterior.robust_mass): a candidate
-  held up only by a lucky rate estimate is not named.
+  held up only by a lucky rate estimate is not named. The lower mass is
+  the confidence stated.
 - RATES_INSEPARABLE: the rates are too close for the budget to separate.
   Sound in the direction that matters: finding one of N candidates takes
   log2 N bits, and no strategy averages more than C bits per run, C the
@@ -273,6 +274,11 @@ class RateChangeBisection(NoisyBisection):
     def _finish(self, status: AnswerStatus, top: list[tuple[int, float]]) -> None:
         super()._finish(status, top)
         self._stage = _Phase.DONE
+
+    def _found_mass(self, post: Snapshot, best: int) -> float:
+        """The lower of the mass and the mass at pessimistic rates (plug-in, not integrated:
+        it can be the higher), so the confidence stated holds at those rates too."""
+        return min(post.each(best), self._model.robust_mass(post, best))
 
     def _inseparable(self, post: Snapshot) -> bool:
         """Even at the most favourable plausible rates, the whole budget could not find it."""

@@ -24,7 +24,9 @@ class Predictive:
     and prefix sums over the cells make each evaluation O(b).
     """
 
-    def __init__(self, weights: list[float], params: list[tuple[int, int, int, int]]) -> None:
+    def __init__(
+        self, weights: list[float], params: list[tuple[float, float, float, float]]
+    ) -> None:
         total = sum(weights)
         self.weights = [w / total for w in weights]
         self.params = params
