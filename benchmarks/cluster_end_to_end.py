@@ -8,10 +8,10 @@ exit crash in `--percent` of runs; its build sleeps `--build-ms` (a stand-in for
 a compiler, so that builds cost what a small real build costs without loading
 these 2 shared cores). The same `finbisect run` (noisy search, defaults), each
 time in a fresh cache: locally, then with `--dask-scheduler` at a
-`LocalCluster(processes=True, n_workers=2, threads_per_worker=1)`, alternated
-`--repeat` times. On this 2-core machine the point is correctness and overhead:
-the figure is the cluster's wall time over the local one's, with the builds and
-runs each did and the workers the JSON names.
+`LocalCluster(processes=True, n_workers=2, threads_per_worker=1)` started
+afresh (empty worker caches) each of `--repeat` rounds. On this 2-core machine
+the point is correctness and overhead: the figure is the cluster's wall time
+over the local one's, with the builds and runs each did and the workers named.
 """
 
 from __future__ import annotations
@@ -75,11 +75,12 @@ def main() -> int:
     repro = work / "repro.py"
     repro.write_text(REPRO)
     rows: dict[str, list[dict[str, Any]]] = {"local": [], "cluster": []}
-    env = {WORKER_CACHE_ENV: str(work / "workers")}
-    with LocalCluster(
-        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0", env=env
-    ) as cluster:
-        for round_ in range(args.repeat):
+    for round_ in range(args.repeat):
+        # A fresh cluster each round, its workers' caches empty: both sides start cold.
+        env = {WORKER_CACHE_ENV: str(work / f"workers-{round_ + 1}")}
+        with LocalCluster(
+            processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0", env=env
+        ) as cluster:
             for name, done in rows.items():
                 extra = ["--dask-scheduler", cluster.scheduler_address] if name == "cluster" else []
                 result = _hunt(
