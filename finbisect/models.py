@@ -9,6 +9,7 @@ readers refuse versions they do not know (`SchemaError`).
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -305,8 +306,7 @@ class Result:
     steps: tuple[Step, ...] = ()
     builds: int = 0
     cached_builds: int = 0
-    # Built in the background while runs went: {"started", "used", "stopped"} (None: none)
-    built_ahead: Mapping[str, int] | None = None
+    built_ahead: Mapping[str, int] | None = None  # {started, used, stopped}: build_ahead.py
     wall_seconds: float = 0.0
     command: str = ""  # the command line that reproduces the hunt
     build: str = ""  # the build configuration, for people
@@ -381,12 +381,9 @@ class Result:
 
 def _workers(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
     """The Dask workers that did a hunt's work, with their builds and runs ([] here)."""
-    built = [s.built_by for s in steps if s.built_by]
-    ran = [o.worker for s in steps for o in s.outcomes if o.worker]
-    return [
-        {"address": a, "builds": built.count(a), "runs": ran.count(a)}
-        for a in sorted({*built, *ran})
-    ]
+    built = Counter(s.built_by for s in steps if s.built_by)
+    ran = Counter(o.worker for s in steps for o in s.outcomes if o.worker)
+    return [{"address": a, "builds": built[a], "runs": ran[a]} for a in sorted(built | ran)]
 
 
 def check_version(data: object, version: int, what: str) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """The hunt loop on a Dask cluster (`--dask-scheduler`): a round of revisions at a time.
 
-Each round asks the search for up to one revision per worker
-(`Search.next_batch`, or `next_request` alone where the search has no
-batches), has the cluster build and run them all (cluster/executor.py),
+Each round asks the search for up to one revision per worker (`Search.next_batch`:
+k-way multisection), has the cluster build and run them all (cluster/executor.py),
 then saves and records every visit in the order the search asked for them,
 so that a round's results reach the search in a fixed order whatever order
 the workers finished in. Everything else (the state, the endpoints' checks,
@@ -28,13 +27,13 @@ from finbisect.hunt.state import HuntState
 from finbisect.hunt.steps import build_reason, runs_verdict
 from finbisect.models import Commit, Step, Verdict
 from finbisect.repo.gitrepo import Hunt, Workspace
-from finbisect.search.strategy import OLD_END, Search, SearchRequest
+from finbisect.search.strategy import OLD_END, Search
 
 if TYPE_CHECKING:
     from finbisect.cluster.executor import DaskExecutor
     from finbisect.hunt.options import HuntOptions
 
-__all__ = ["Cluster", "Loop", "next_batch", "open_cluster", "run_loop"]
+__all__ = ["Cluster", "Loop", "open_cluster", "run_loop"]
 
 Interpreters = Callable[[str], Path | None]  # sha -> its interpreter here, None if none
 
@@ -125,18 +124,6 @@ class Loop(Protocol):
     def run(self) -> None: ...
 
 
-def next_batch(search: Search, limit: int) -> tuple[SearchRequest, ...]:
-    """Up to `limit` requests at distinct revisions; () when the search is done.
-
-    Searches without batches (until `next_batch` is theirs) give one at a time.
-    """
-    batch = getattr(search, "next_batch", None)
-    if batch is not None:
-        return tuple(batch(limit))
-    request = search.next_request()
-    return () if request is None else (request,)
-
-
 def run_loop(loop: Loop, cluster: Cluster | None, options: HuntOptions) -> None:
     """The hunt's loop: here (loop.HuntLoop.run), or in rounds on the cluster."""
     if cluster is None:
@@ -163,7 +150,7 @@ def _run_job(options: HuntOptions, hunt_id: str) -> RunJob:
 
 def run_rounds(loop: Loop, executor: DaskExecutor, job: RunJob) -> None:
     """The search to its end, a round of builds and runs on the cluster at a time."""
-    while batch := next_batch(loop.search, max(1, len(executor.workers()))):
+    while batch := loop.search.next_batch(max(1, len(executor.workers()))):
         commits = [loop.workspace.commit(loop._sha_at(r.index)) for r in batch]
         steps_left = loop.search.steps_left()
         loop.progress.begin_step(

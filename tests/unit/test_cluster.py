@@ -10,9 +10,7 @@ import pytest
 from finbisect.build.cache import BuildCache
 from finbisect.cluster.artifact import pack, unpack
 from finbisect.cluster.executor import _chunks
-from finbisect.hunt.rounds import next_batch
 from finbisect.models import Commit, HuntKind, Outcome, OutcomeKind, Result, RunClass, Step, Verdict
-from finbisect.search.strategy import SearchRequest
 
 
 @pytest.mark.parametrize(
@@ -30,31 +28,6 @@ def test_runs_are_split_evenly_over_the_workers(
     runs: int, workers: int, chunks: list[tuple[int, int]]
 ) -> None:
     assert _chunks(runs, workers) == chunks
-
-
-class _OneAtATime:
-    def __init__(self, requests: list[SearchRequest]) -> None:
-        self.requests = requests
-
-    def next_request(self) -> SearchRequest | None:
-        return self.requests.pop(0) if self.requests else None
-
-
-class _Batches(_OneAtATime):
-    def next_batch(self, limit: int) -> tuple[SearchRequest, ...]:
-        batch, self.requests = self.requests[:limit], self.requests[limit:]
-        return tuple(batch)
-
-
-def test_next_batch_uses_the_search_s_batches_or_one_request() -> None:
-    requests = [SearchRequest(index=i, runs=1) for i in range(3)]
-    single = _OneAtATime(list(requests))
-    assert next_batch(single, 2) == (requests[0],)  # type: ignore[arg-type]
-    batches = _Batches(list(requests))
-    assert next_batch(batches, 2) == tuple(requests[:2])  # type: ignore[arg-type]
-    assert next_batch(batches, 2) == (requests[2],)  # type: ignore[arg-type]
-    assert next_batch(batches, 2) == ()  # type: ignore[arg-type]
-    assert next_batch(_OneAtATime([]), 2) == ()  # type: ignore[arg-type]
 
 
 def test_an_artifact_unpacks_into_another_cache_as_it_was(tmp_path: Path) -> None:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from finbisect.search.costs import MeasuredCosts
+from finbisect.search.costs import CostHooks
 from finbisect.search.noisy import NoisyBisection
 from finbisect.search.rate_change import RateChangeBisection
 from finbisect.search.strategy import OLD_END, CandidateGraph, Costs
 
 
 def test_symptom_and_clean_runs_are_timed_apart() -> None:
-    costs = MeasuredCosts(Costs(build_seconds=300.0, run_seconds=5.0))
+    costs = CostHooks(Costs(build_seconds=300.0, run_seconds=5.0))
     assert costs.run_costs() == (5.0, 5.0)  # the defaults until measured
-    costs.record(build_seconds=None, run_seconds=3 * 60.0 + 2 * 0.5, runs=5,
+    costs.record_costs(0, build_seconds=None, run_seconds=3 * 60.0 + 2 * 0.5, runs=5,
                  symptom_runs=3, symptom_seconds=3 * 60.0)  # fmt: skip
     assert costs.run_costs() == pytest.approx((60.0, 0.5))
     assert costs.run_seconds == pytest.approx(36.2)
@@ -21,10 +21,12 @@ def test_symptom_and_clean_runs_are_timed_apart() -> None:
 
 
 def test_a_kind_not_measured_yet_costs_the_mean_run() -> None:
-    costs = MeasuredCosts(Costs())
-    costs.record(build_seconds=10.0, run_seconds=4.0, runs=2)
+    costs = CostHooks(Costs())
+    costs.record_costs(0, build_seconds=10.0, run_seconds=4.0, runs=2)
     assert costs.run_costs() == (2.0, 2.0)
-    costs.record(build_seconds=None, run_seconds=6.0, runs=2, symptom_runs=2, symptom_seconds=6.0)
+    costs.record_costs(
+        0, build_seconds=None, run_seconds=6.0, runs=2, symptom_runs=2, symptom_seconds=6.0
+    )
     assert costs.run_costs() == (3.0, 2.0)
     assert costs.build_seconds == 10.0
 
