@@ -21,7 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
-from finbisect.build import cpython
+from finbisect.build import cpython, leftovers
 from finbisect.build.cache import (
     CCACHE_DEFAULT_BYTES,
     BuildCache,
@@ -31,7 +31,7 @@ from finbisect.build.cache import (
 from finbisect.build.check import cause_in_log, check_interpreter
 from finbisect.build.config import BuildConfig, BuildResult, find_ccache
 from finbisect.build.cpython_build import CONFIGURE_INPUTS, build_cpython
-from finbisect.build.failures import first_errors, machine_problem, step_failure
+from finbisect.build.failures import first_errors, machine_problem, step_failure, stopped_midway
 from finbisect.errors import BuildError, MachineError
 from finbisect.repo.gitrepo import Workspace
 from finbisect.runs import proc
@@ -138,7 +138,11 @@ class Builder:
         log_path.unlink(missing_ok=True)
         self.tree = self._pick_tree(sha)
         self.workspace.checkout(sha, self.tree)
+        leftovers.clear(self.tree)  # a build stopped half-way: its half-written files
+        leftovers.begin(self.tree)
         failure = self._run_recipe(sha, log_path, deadline=start + self.config.timeout)
+        if failure is None or not stopped_midway(failure):
+            leftovers.finish(self.tree)
         if failure is None:
             failure = self._check(self.tree / self.config.interpreter, sha, log_path)
         if failure is not None:

@@ -43,9 +43,14 @@ def step_failure(result: proc.ProcResult, *, what: str, timeout: float) -> str |
     return None
 
 
+def stopped_midway(failure: str) -> bool:
+    """Was the step killed (our timeout, a signal) rather than ended by itself?"""
+    return "killed by signal" in failure or "timed out" in failure
+
+
 def machine_problem(log_path: Path, failure: str) -> str | None:
     """The machine's fault behind a failed build, if the log or the failure shows one."""
-    if "killed by signal" in failure or "timed out" in failure:
+    if stopped_midway(failure):
         return failure  # ours or the system's doing (OOM killer, a user), not the revision's
     text = _read(log_path)
     for pattern, what in _MACHINE:

@@ -196,3 +196,29 @@ def test_hunts_with_and_without_building_ahead_agree(
     assert answers[0][0] == answers[1][0] == history.culprit
     if not flaky:  # git bisect's search does not weigh costs: the same revisions
         assert answers[0][1] == answers[1][1]
+
+
+def test_a_build_killed_half_way_leaves_nothing_the_next_make_trusts(
+    tmp_path: Path, history: GeneratedHistory, repro: Path
+) -> None:
+    """A build ahead that cannot stop within the grace (TERM ignored, as a make starved
+    at nice 19 may be) is KILLed with a half-written ./python newer than its sources;
+    the next build of the revision in that tree must not take it as up to date."""
+    slow = tmp_path / "slow"
+    slow.touch()
+    half_way = (
+        f"trap '' TERM; if [ -f {slow} ]; then "
+        "printf 'half' > python && touch started-$(git rev-parse --short HEAD) && sleep 60; "
+        "fi; make"
+    )
+    with _builder(tmp_path, history, half_way) as builder:
+        ahead = BuildAhead(builder)
+        wanted = history.shas[3]
+        ahead.start(lambda: [wanted])
+        _wait_started(builder, wanted)
+        assert ahead.claim(history.shas[8]) is None  # stopped: TERM ignored, then KILL
+        assert ahead.stats.cancelled == 1
+        slow.unlink()
+        built = builder.build(wanted)
+        assert built.ok, built.reason
+        assert _exit_code(built.interpreter, repro) == 0  # a real build, before the culprit
