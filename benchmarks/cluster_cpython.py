@@ -18,11 +18,14 @@ empty compiler cache):
    have; they are stopped afterwards.
 Printed and written: the wall times and their ratio (cluster / local), the
 culprit, each worker's builds and runs (the JSON's `workers`), the history
-bundle (its size, as the client sends it), each revision's artifact (its
-tree packed as the cluster packs it: gzip-compressed tar) and what each
-worker's cache holds afterwards (what it built, what it received). On this
-2-core machine the two workers share the cores the local hunt has alone: the
-ratio measures the cluster's overhead, not its speed-up.
+bundle (its size, as the client makes it: what a worker on another machine
+fetches; workers on this machine take the history from finbisect's clone, and
+each says how it took it), each revision's artifact (its tree packed as the
+cluster packs it: gzip-compressed tar), what each worker's cache holds
+afterwards (what it built, what it received), and whether the evidence at the
+culprit is a hang a worker caught or a rerun here. On this 2-core machine the
+two workers share the cores the local hunt has alone: the ratio measures the
+cluster's overhead, not its speed-up.
 """
 
 from __future__ import annotations
@@ -195,19 +198,27 @@ def main() -> int:
         )  # fmt: skip
     say(f"cluster: {cluster.seconds:.0f} s, right culprit: {cluster.correct}")
     result = json.loads((work / "cluster.json").read_text())
-    note = re.search(r"history bundle ([\d.]+ \w+)", (work / "cluster.log").read_text())
+    log = (work / "cluster.log").read_text()
+    note = re.search(r"history bundle ([\d.]+ \w+)", log)
+    took = dict(re.findall(r"worker (tcp://\S+) took the hunt's history (.+)", log))
     workers = [
-        {**w, **worker_figures(caches[w["address"]], w["address"], result["steps"], names)}
+        {**w, "history": took.get(w["address"], "(built nothing)"),
+         **worker_figures(caches[w["address"]], w["address"], result["steps"], names)}
         for w in result["workers"]
-    ]
+    ]  # fmt: skip
+    # A hang's stacks caught by a worker's run are the evidence: its log is on the worker.
+    evidence_from = str(result.get("evidence", {}).get("log", "")).split(":/", 2)
     ratio = round(cluster.seconds / local.seconds, 3)
     for w in workers:
         say(
             f"{w['address']}: {w['builds']} builds, {w['runs']} runs; received "
             f"{w['received']} artifacts, {w['received_artifact_mb']} MB packed, "
             f"{w['received_own_mb']} MB added to its cache; cache {w['builds_mb']} MB builds, "
-            f"{w['ccache_mb']} MB ccache, source.git {w['source_git_mb']} MB"
+            f"{w['ccache_mb']} MB ccache, source.git {w['source_git_mb']} MB; took the "
+            f"history {w['history']}"
         )
+    evidence = "a worker's run" if len(evidence_from) > 2 else "a rerun here"
+    say(f"evidence at the culprit: {evidence} ({result.get('evidence', {}).get('log', 'none')})")
     artifacts = [b["artifact_mb"] for w in workers for b in w["each"]]
     say(
         f"cluster / local wall: {ratio}x ({cluster.seconds:.0f} s vs {local.seconds:.0f} s); "
@@ -222,7 +233,7 @@ def main() -> int:
             "percent": args.percent, "injected": injected, "good": good, "bad": bad,
             "candidates": shas.index(bad) - shas.index(good), "ratio": ratio,
             "bundle_mb": round(bundle / MB, 1), "phases": [asdict(p) for p in (local, cluster)],
-            "workers": workers,
+            "workers": workers, "evidence_from": evidence,
         }  # fmt: skip
         args.json.write_text(json.dumps(document, indent=1) + "\n")
     return 0 if local.correct and cluster.correct else 1
