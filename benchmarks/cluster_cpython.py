@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/cluster_cpython.py [--history /work/hist/py39]
         [--position 18] [--before 6] [--after 7] [--percent 50] [--port 8791]
-        [-j 2] [--workdir DIR] [--json PATH]
+        [-j 2] [--workdir DIR] [--json PATH] [--finbisect-arg ARG]
 
 The history is hang_speed.py's: a real CPython 3.9 (or 3.13) history with a
 commit inserted after index `--position` that deadlocks `Py_FinalizeEx()` while
@@ -170,6 +170,8 @@ def main() -> int:
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--workdir", type=Path, help="keep clones, caches and logs here")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--finbisect-arg", action="append", default=[],
+                        help="extra `finbisect run` argument, both hunts (repeatable)")  # fmt: skip
     args = parser.parse_args()
 
     work = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="ccpy-"))
@@ -189,12 +191,14 @@ def main() -> int:
         "good": good, "bad": bad, "repro": repro, "jobs": args.jobs, "injected": injected,
         "match": None,
     }  # fmt: skip
-    local = finbisect("local", history, work, **common, cache_dir=work / "cache-local", extra=[])
+    local = finbisect(
+        "local", history, work, **common, cache_dir=work / "cache-local", extra=args.finbisect_arg
+    )
     say(f"local: {local.seconds:.0f} s, right culprit: {local.correct}")
     with dask_cluster(work, args.port, workers=2) as caches:
         cluster = finbisect(
             "cluster", history, work, **common, cache_dir=work / "cache-cluster",
-            extra=["--dask-scheduler", f"tcp://127.0.0.1:{args.port}"],
+            extra=[*args.finbisect_arg, "--dask-scheduler", f"tcp://127.0.0.1:{args.port}"],
         )  # fmt: skip
     say(f"cluster: {cluster.seconds:.0f} s, right culprit: {cluster.correct}")
     result = json.loads((work / "cluster.json").read_text())
