@@ -176,8 +176,8 @@ def run_rounds(loop: Loop, executor: DaskExecutor, job: RunJob) -> None:
         start = time.monotonic()
         visits = executor.round(requests, hunt=job)
         wall = time.monotonic() - start
-        for visit in visits:
-            if visit.built.history is not None:
+        for visit in visits:  # (a revisit's build is the first visit's: said then)
+            if visit.first and visit.built.history is not None:
                 how = _HISTORY_VIA[visit.built.history]
                 loop.progress.note(f"worker {visit.built.worker} took the hunt's history {how}")
         for request, commit, visit in zip(batch, commits, visits, strict=True):
