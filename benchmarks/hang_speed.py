@@ -32,6 +32,7 @@ culprit every time.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -89,11 +90,30 @@ NAIVE_STEP = (
 TARGETS = {"cold": 3.0, "warm": 30.0, "classify_s": 3.0}
 
 
-def _inject_deadlock(tree: Path) -> None:
+# A flaky variant (`percent` < 100): the deadlock only when the monotonic clock's
+# microseconds fall below `percent` (mod 100), a coin tossed anew by each run.
+_COIN = "({others_alive}) && _finbisect_coin()"
+_COIN_FUNCTION = """
+static int
+_finbisect_coin(void)
+{{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_nsec / 1000) % 100 < {percent};
+}}
+
+"""
+
+
+def _inject_deadlock(tree: Path, percent: int = 100) -> None:
     text = (tree / TARGET).read_text()
-    for anchor, others_alive in _ANCHORS:
+    for anchor, alive in _ANCHORS:
         if anchor in text:
             call, rest = anchor.split("\n", 1)
+            others_alive = alive if percent >= 100 else _COIN.format(others_alive=alive)
+            if percent < 100:
+                first = "\nint\nPy_FinalizeEx(void)\n"
+                replace_once(tree / TARGET, first, _COIN_FUNCTION.format(percent=percent) + first)
             block = _DEADLOCK.format(others_alive=others_alive)
             replace_once(tree / TARGET, anchor, f"{call}\n{block}{rest}")
             return
@@ -112,15 +132,17 @@ def add_hunt_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def deadlock_hunt(
-    work: Path, given: Path | None, position: int
+    work: Path, given: Path | None, position: int, percent: int = 100
 ) -> tuple[Path, Path, list[str], str, Path]:
     """(source history, history with the deadlock injected, its shas, the injected sha, repro)
-    under `work`; the source is `given` or made from Debian's 3.9 package."""
+    under `work`; the source is `given` or made from Debian's 3.9 package. With `percent`
+    below 100, the deadlock happens in about that share of runs."""
     work.mkdir(parents=True, exist_ok=True)
     source = make_history(work, given, "bullseye", "python3.9")
     history = work / "history"
     shas, injected = inject_commit(
-        source, history, position, change=_inject_deadlock, touched=[TARGET],
+        source, history, position, change=functools.partial(_inject_deadlock, percent=percent),
+        touched=[TARGET],
         message="Finalize: wait for daemon threads to end before tearing down",
     )  # fmt: skip
     repro = work / "repro.py"

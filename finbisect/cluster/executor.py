@@ -2,14 +2,16 @@
 
 `connect` opens a `distributed.Client` on the scheduler's address; the
 client reads Dask's own configuration (TLS, timeouts) as any Dask program
-does. `start` sends the hunt's history as a `git bundle`, once per worker
-(broadcast). `round` takes the revisions the search asked for: each is built
-once across the cluster (the client keeps the build's future for the rest of
-the hunt: its artifact stays on the worker that built it and moves to the
-workers that run it), and its runs are split into chunks spread over the
-workers. A worker that dies loses nothing: Dask reruns its tasks elsewhere,
-rebuilding from the lineage; a result reaches the hunt once, when the round is
-gathered. A scheduler that goes away is a ClusterError (resumable).
+does. `start` offers the hunt's history to the workers: a worker on this
+machine fetches it from finbisect's clone here, the others fetch a `git
+bundle` of it (from a peer that has it, once per worker). `round` takes the
+revisions the search asked for: each is built once across the cluster (the
+client keeps the build's future for the rest of the hunt: its artifact stays
+on the worker that built it and moves to the workers that run it), and its
+runs are split into chunks spread over the workers. A worker that dies loses
+nothing: Dask reruns its tasks elsewhere, rebuilding from the lineage; a
+result reaches the hunt once, when the round is gathered. A scheduler that
+goes away is a ClusterError (resumable).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dask.config
@@ -32,8 +35,9 @@ from finbisect.build.cache import BuildCache, CachedBuild
 from finbisect.build.config import BuildConfig
 from finbisect.cluster import tasks
 from finbisect.cluster.artifact import Artifact, pack
-from finbisect.cluster.jobs import BuildJob, Built, Bundle, Request, RunJob, Visit
+from finbisect.cluster.jobs import BuildJob, Built, Bundle, History, Request, RunJob, Visit
 from finbisect.errors import ClusterError
+from finbisect.runs.evidence import Evidence
 
 __all__ = ["DaskExecutor", "connect"]
 
@@ -72,8 +76,12 @@ class DaskExecutor:
         self.address = address
         self._builds: dict[str, Future[Built]] = {}  # sha -> its build, for the whole hunt
         self._bundle: Future[Bundle] | None = None
+        self._history: History | None = None
+        self._published = ""  # the bundle's name on the scheduler (History.bundle_dataset)
         self._config: BuildConfig | None = None
         self._here: BuildCache | None = None  # this machine's build cache
+        self._cache_size = 0
+        self._hangs: dict[str, Evidence] = {}  # sha -> the first hang caught there, stacks too
         self._turn = itertools.count()  # rotates which worker takes a revision's first chunk
 
     def workers(self) -> list[str]:
@@ -90,18 +98,32 @@ class DaskExecutor:
         return sorted(workers)
 
     def start(
-        self, *, bundle: bytes, shas: Sequence[str], config: BuildConfig, here: BuildCache
-    ) -> None:
-        """Hand the hunt's history to the cluster; each worker fetches it once, from a peer.
+        self, *, bundle: bytes, shas: Sequence[str], refs: Sequence[str], clone: Path,
+        config: BuildConfig, here: BuildCache, cache_size: int,
+    ) -> None:  # fmt: skip
+        """Hand the hunt's history to the cluster: the bundle of `refs` (naming `shas` in
+        `clone`), which a worker fetches (from a peer) only when it cannot read `clone`.
 
         A task, not scattered data: Dask keeps one replica of scattered data (its memory
         manager drops the others), and a worker dying with it would lose it for good; the
-        scheduler keeps a task's input, so a lost bundle is handed out again.
+        scheduler keeps a task's input, so a lost bundle is handed out again. Waited for
+        here: a build that needs it waits for it in its worker's thread (tasks.build).
         """
         digest = hashlib.sha256(bundle).hexdigest()
-        payload = Bundle(digest=digest, data=bundle, shas=tuple(shas))
+        history = History(
+            digest=digest, shas=tuple(shas), path=str(clone), refs=tuple(refs),
+            bundle_dataset=f"finbisect-bundle-{digest[:16]}-{self.client.id}",
+        )  # fmt: skip
+        payload = Bundle(digest=digest, data=bundle, shas=history.shas)
         self._bundle = self._hold(payload, key=f"finbisect-{digest}")
-        self._config, self._here = config, here
+        self._wait(self._bundle)
+        try:
+            self.client.publish_dataset(self._bundle, name=history.bundle_dataset)
+        except (OSError, TimeoutError) as exc:
+            raise self._lost(exc) from None
+        self._published = history.bundle_dataset
+        self._history, self._config, self._here = history, config, here
+        self._cache_size = cache_size
 
     def _hold(self, value: T, *, key: str) -> Future[T]:
         """`value` as a task's result (a large one: the bundle, an artifact; see start)."""
@@ -145,6 +167,8 @@ class DaskExecutor:
                 raise ClusterError(f"worker {refused[0].worker} cannot run: {refused[0].refused}")
             outcomes = tuple(o for r in ran for o in r.outcomes)
             seconds = max((r.seconds for r in ran), default=0.0)
+            if (hang := next((r.hang for r in ran if r.hang is not None), None)) is not None:
+                self._hangs.setdefault(built.sha, hang)
             visits.append(Visit(built=built, first=first, outcomes=outcomes, run_seconds=seconds))
         return visits
 
@@ -152,7 +176,7 @@ class DaskExecutor:
         """The revision's build: submitted once per hunt, whichever round asks again; from
         this machine's cache when it has the revision (built here before, say)."""
         if sha not in self._builds:
-            if self._bundle is None or self._config is None or self._here is None:
+            if self._history is None or self._config is None or self._here is None:
                 raise RuntimeError("DaskExecutor.start() first")
             # Named by what it builds: a second client asking for the same build shares it.
             key = f"finbisect-build-{self._config.fingerprint()}-{sha}"
@@ -160,25 +184,30 @@ class DaskExecutor:
             if cached is not None:
                 self._builds[sha] = self._hold(_built_here(cached), key=f"{key}-here")
             else:
-                job = BuildJob(sha=sha, config=self._config)
-                self._builds[sha] = self.client.submit(tasks.build, job, self._bundle, key=key)
+                job = BuildJob(sha=sha, config=self._config, cache_size=self._cache_size)
+                self._builds[sha] = self.client.submit(tasks.build, job, self._history, key=key)
         return self._builds[sha]
+
+    def hang_seen(self, sha: str) -> Evidence | None:
+        """A symptomatic hang a worker caught at `sha`, with its stacks (as Probe.hang_seen)."""
+        return self._hangs.get(sha)
 
     def artifact(self, sha: str) -> Artifact | None:
         """A revision's built tree, brought to the client (for the evidence rerun)."""
         future = self._builds.get(sha)
         return None if future is None else self._result(future).artifact
 
-    def _result(self, future: Future[Any]) -> Any:
-        """The task's result, or a ClusterError saying why there is none.
-
-        Waits as long as the task takes (a build may take an hour), but only while the
-        client is connected: a future submitted as the connection dropped never ends.
-        """
+    def _wait(self, future: Future[Any]) -> None:
+        """Until the task ends, however long (a build may take an hour), but only while the
+        client is connected: a future submitted as the connection dropped never ends."""
         while not future.done():
             time.sleep(_POLL_SECONDS)
             if self.client.status != "running":
                 raise self._lost(RuntimeError(f"the client is {self.client.status}"))
+
+    def _result(self, future: Future[Any]) -> Any:
+        """The task's result, or a ClusterError saying why there is none."""
+        self._wait(future)
         try:
             return future.result()
         except KilledWorker as exc:
@@ -205,6 +234,8 @@ class DaskExecutor:
     def close(self) -> None:
         """Release the hunt's tasks and results on the cluster, and disconnect."""
         with contextlib.suppress(OSError, TimeoutError):  # the scheduler is gone already
+            if self._published and self.client.status == "running":
+                self.client.unpublish_dataset(self._published)
             self.client.close(timeout=_CLOSE_SECONDS)
 
 

@@ -3,11 +3,14 @@
 Each worker process takes a slot of its machine's finbisect cache
 (`$FINBISECT_WORKER_CACHE`, else `$FINBISECT_CACHE_DIR`, else the user
 cache): `workers/slot-N/`, held with a lock while the process lives, with
-the source repository made from the hunts' bundles, its own clone and build
-trees, logs and scratch. Builds go to the machine's shared build cache
-(`builds/`, safe for concurrent use), so a revision built or fetched once on a
-machine is never built there again, whichever worker asks. A worker builds one
-revision at a time; runs may overlap.
+the source repository made from the hunts' histories (fetched from the
+client's clone when this machine can read it, else from the hunt's bundle),
+its own clone and build trees, logs and scratch. Builds go to the machine's
+shared build cache (`builds/`, safe for concurrent use), so a revision built
+or fetched once on a machine is never built there again, whichever worker
+asks; what a build or an artifact adds is pruned within the hunt's
+--cache-size as a local hunt prunes. A worker builds one revision at a time;
+runs may overlap.
 
 Errors of the worker's machine (no compiler, a full disk) come back as data
 (`Built.refused`), so the client says them in one line; a failure of the
@@ -27,13 +30,13 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 import platformdirs
-from distributed import get_worker
+from distributed import get_worker, worker_client
 
 from finbisect.build.builder import Builder
-from finbisect.build.cache import BuildCache
+from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache, split_cache_size
 from finbisect.build.config import BuildConfig
 from finbisect.cluster.artifact import pack, unpack
-from finbisect.cluster.jobs import BuildJob, Built, Bundle, Ran, RunJob
+from finbisect.cluster.jobs import BuildJob, Built, Bundle, History, HistoryVia, Ran, RunJob
 from finbisect.errors import FinbisectError, MachineError
 from finbisect.repo import git as gitcmd
 from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
@@ -115,53 +118,96 @@ def _home() -> _Home:
         return _HOME
 
 
-def _have_commits(home: _Home, shas: tuple[str, ...]) -> bool:
+def _have_commits(repository: Path, shas: tuple[str, ...]) -> bool:
     check = "".join(f"{sha}^{{commit}}\n" for sha in shas)
-    out = gitcmd.run_git("cat-file", "--batch-check=%(objecttype)", cwd=home.source, input=check)
+    out = gitcmd.run_git("cat-file", "--batch-check=%(objecttype)", cwd=repository, input=check)
     return out.ok and out.stdout.split() == ["commit"] * len(shas)
 
 
-def _take_bundle(home: _Home, bundle: Bundle) -> None:
-    """The bundle's commits in the source repository, and the clone refreshed from it."""
-    if bundle.digest in home.bundles:
-        return
-    if not _have_commits(home, bundle.shas):
-        path = home.slot / f"{bundle.digest}.bundle"
-        path.write_bytes(bundle.data)
-        try:
-            gitcmd.git(
-                "fetch", "--quiet", "--no-write-fetch-head", str(path),
-                f"+refs/*:refs/bundles/{bundle.digest[:16]}/*",
-                cwd=home.source, timeout=gitcmd.FETCH_TIMEOUT,
-            )  # fmt: skip
-        finally:
-            path.unlink(missing_ok=True)
-        # The clone fetches HEAD too: the source's HEAD names a commit of the bundle.
-        gitcmd.git("update-ref", "--no-deref", "HEAD", bundle.shas[-1], cwd=home.source)
-    home.workspace.refresh(list(bundle.shas))
-    home.bundles.add(bundle.digest)
+def _take_history(home: _Home, history: History) -> HistoryVia | None:
+    """The hunt's commits in the source repository, and the clone refreshed from it; how
+    they came (None: taken by an earlier task of this process)."""
+    if history.digest in home.bundles:
+        return None
+    via = HistoryVia.HAD
+    if not _have_commits(home.source, history.shas):
+        via = HistoryVia.PATH if _fetch_path(home, history) else _fetch_bundle(home, history)
+        # The clone fetches HEAD too: the source's HEAD names a commit of the history.
+        gitcmd.git("update-ref", "--no-deref", "HEAD", history.shas[-1], cwd=home.source)
+    home.workspace.refresh(list(history.shas))
+    home.bundles.add(history.digest)
+    return via
 
 
-def _builder(home: _Home, config: BuildConfig) -> Builder:
+def _fetch_path(home: _Home, history: History) -> bool:
+    """Fetched from the client's clone, if this worker can read it there (the same machine,
+    or a shared disk) and it has the commits: no bundle over the network."""
+    clone = Path(history.path)
+    try:
+        if not history.path or not clone.is_dir() or not _have_commits(clone, history.shas):
+            return False
+    except (OSError, FinbisectError):  # unreadable, or not a repository
+        return False
+    refspecs = [f"+{ref}:{_refs(history)}/{n}" for n, ref in enumerate(history.refs)]
+    fetched = gitcmd.run_git(
+        "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", str(clone), *refspecs,
+        cwd=home.source, timeout=gitcmd.FETCH_TIMEOUT,
+    )  # fmt: skip
+    return fetched.ok and _have_commits(home.source, history.shas)
+
+
+def _fetch_bundle(home: _Home, history: History) -> HistoryVia:
+    """The bundle, fetched from the cluster (from a peer that has it) and unbundled."""
+    with worker_client() as client:  # leaves the thread to other tasks while it waits
+        bundle: Bundle = client.get_dataset(history.bundle_dataset).result()
+    path = home.slot / f"{bundle.digest}.bundle"
+    path.write_bytes(bundle.data)
+    try:
+        gitcmd.git(
+            "fetch", "--quiet", "--no-write-fetch-head", str(path), f"+refs/*:{_refs(history)}/*",
+            cwd=home.source, timeout=gitcmd.FETCH_TIMEOUT,
+        )  # fmt: skip
+    finally:
+        path.unlink(missing_ok=True)
+    return HistoryVia.BUNDLE
+
+
+def _refs(history: History) -> str:
+    return f"refs/bundles/{history.digest[:16]}"
+
+
+def _builder(home: _Home, config: BuildConfig, cache_size: int) -> Builder:
     key = config.fingerprint() + repr(config.required_modules)
     if key not in home.builders:
         builder = Builder(home.workspace, config, home.slot / "logs", home.cache)
         builder.check_tools()
         home.builders[key] = builder
+    home.builders[key].ccache_bytes = split_cache_size(cache_size).ccache  # this hunt's bound
     return home.builders[key]
 
 
-def build(job: BuildJob, bundle: Bundle) -> Built:
+def _prune(home: _Home, cache_size: int, keep: Path) -> None:
+    """The machine's builds back within --cache-size's share, after one was added, as a
+    local hunt prunes at its end: least recently used first, `keep` and the builds used in
+    the last hour spared (this or another worker may be running them)."""
+    limit = split_cache_size(cache_size).builds
+    with contextlib.suppress(OSError):  # a full disk is said by the next store
+        home.cache.prune(limit, keep=[keep], spare_used_within=RECENT_USE_SECONDS)
+
+
+def build(job: BuildJob, history: History) -> Built:
     """Build `job.sha` with finbisect's Builder (from this machine's cache when it can)."""
     worker = _address()
     try:
         home = _home()
         with home.build_lock:
-            _take_bundle(home, bundle)
-            builder = _builder(home, job.config)
+            via = _take_history(home, history)
+            builder = _builder(home, job.config, job.cache_size)
             (home.slot / "logs").mkdir(exist_ok=True)
             built = builder.build(job.sha)
             stored = home.cache.lookup(builder.fingerprint, job.sha) if built.ok else None
+            if stored is not None and not built.cached:
+                _prune(home, job.cache_size, keep=stored.tree)
     except FinbisectError as exc:
         return Built(sha=job.sha, worker=worker, refused=exc.message)
     except OSError as exc:
@@ -178,6 +224,7 @@ def build(job: BuildJob, bundle: Bundle) -> Built:
         cached=built.cached,
         compiled=built.compiled,
         log_path=str(built.log_path or ""),
+        history=via,
         artifact=pack(stored) if stored is not None else None,
     )
 
@@ -201,7 +248,10 @@ def run(job: RunJob, built: Built) -> Ran:
     try:
         home = _home()
         with home.store_lock:
+            had = home.cache.has(built.artifact.fingerprint, job.sha)
             stored = unpack(built.artifact, home.cache, home.slot / "scratch")
+            if not had:
+                _prune(home, job.cache_size, keep=stored.tree)
         repro = home.slot / "repros" / job.hunt / job.repro_name
         repro.parent.mkdir(parents=True, exist_ok=True)
         if not repro.is_file() or repro.read_bytes() != job.repro_text:
@@ -226,4 +276,8 @@ def run(job: RunJob, built: Built) -> Ran:
         stored.tree / stored.interpreter, job.sha, runs=job.runs, first_index=job.first_index
     )
     outcomes = tuple(replace(o, worker=worker) for o in outcomes)
-    return Ran(worker=worker, outcomes=outcomes, seconds=time.monotonic() - start)
+    hang = probe.hang_seen(job.sha)
+    return Ran(
+        worker=worker, outcomes=outcomes, seconds=time.monotonic() - start,
+        hang=None if hang is None else replace(hang, log=f"{worker}:{hang.log}"),
+    )  # fmt: skip

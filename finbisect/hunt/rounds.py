@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from finbisect.build.builder import Builder
 from finbisect.build.cache import BuildCache, format_size
 from finbisect.cluster.artifact import unpack
-from finbisect.cluster.jobs import Request, RunJob, Visit
+from finbisect.cluster.jobs import HistoryVia, Request, RunJob, Visit
 from finbisect.errors import BuildError, ClusterError, UsageError
 from finbisect.hunt.progress import Progress, eta_seconds
 from finbisect.hunt.state import HuntState
@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 __all__ = ["Cluster", "Loop", "open_cluster", "run_loop"]
 
 Interpreters = Callable[[str], Path | None]  # sha -> its interpreter here, None if none
+_HISTORY_VIA = {
+    HistoryVia.HAD: "from its own repository",
+    HistoryVia.PATH: "from finbisect's clone here (same machine: no bundle)",
+    HistoryVia.BUNDLE: "from the bundle",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,13 +93,14 @@ def open_cluster(
     closing.callback(executor.close)
     bundle = workspace.root / "cluster.bundle"
     try:
-        workspace.bundle(bundle, [hunt.good, hunt.bad])
+        refs = workspace.bundle(bundle, [hunt.good, hunt.bad])
         data = bundle.read_bytes()
     finally:
         bundle.unlink(missing_ok=True)
     executor.start(
-        bundle=data, shas=(hunt.good, hunt.bad), config=builder.config, here=builder.cache
-    )
+        bundle=data, shas=(hunt.good, hunt.bad), refs=refs, clone=workspace.clone_dir,
+        config=builder.config, here=builder.cache, cache_size=options.cache_size,
+    )  # fmt: skip
     workers = executor.workers()
     progress.note(
         f"on the Dask cluster at {options.dask_scheduler}: {len(workers)} workers "
@@ -145,6 +151,7 @@ def _run_job(options: HuntOptions, hunt_id: str) -> RunJob:
         parallel=options.parallel_runs,
         first_index=0,
         runs=0,
+        cache_size=options.cache_size,
     )
 
 
@@ -169,6 +176,10 @@ def run_rounds(loop: Loop, executor: DaskExecutor, job: RunJob) -> None:
         start = time.monotonic()
         visits = executor.round(requests, hunt=job)
         wall = time.monotonic() - start
+        for visit in visits:  # (a revisit's build is the first visit's: said then)
+            if visit.first and visit.built.history is not None:
+                how = _HISTORY_VIA[visit.built.history]
+                loop.progress.note(f"worker {visit.built.worker} took the hunt's history {how}")
         for request, commit, visit in zip(batch, commits, visits, strict=True):
             step = _step(loop, request.index, commit, visit, wall)
             compiled = visit.first and visit.built.compiled

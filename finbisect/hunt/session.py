@@ -149,7 +149,7 @@ def run_hunt(options: HuntOptions, progress: Progress) -> Result:
                 parents=workspace.parents(result.culprit.sha),
                 build=loop.interpreter if cluster is None else cluster.fetching(loop.interpreter),
                 diff=workspace.diff(result.culprit.sha),
-                seen=judge.probe.hang_seen,
+                seen=judge.probe.hang_seen if cluster is None else cluster.executor.hang_seen,
             )  # fmt: skip
             if result.evidence_note:
                 progress.note(result.evidence_note)

@@ -327,8 +327,9 @@ class Workspace:
         result = gitcmd.run_git("cat-file", "blob", f"{sha}:{path}", cwd=self.clone_dir)
         return result.stdout if result.ok else None
 
-    def bundle(self, path: Path, shas: Iterable[str]) -> None:
-        """Write a `git bundle` of the history of `shas` to `path` (for a cluster's workers).
+    def bundle(self, path: Path, shas: Iterable[str]) -> list[str]:
+        """Write a `git bundle` of the history of `shas` to `path` (for a cluster's workers);
+        the refs of our clone that name them (a worker that can read the clone fetches them).
 
         A bundle carries refs, not bare commits: each sha is named by a ref of our clone.
         """
@@ -337,6 +338,7 @@ class Workspace:
             refs.append(f"{_BUNDLE_REFS}/{sha}")
             self._git("update-ref", refs[-1], sha)
         self._git("bundle", "create", "--quiet", str(path), *refs, timeout=FETCH_TIMEOUT)
+        return refs
 
     def blob_ids(self, sha: str, patterns: list[str]) -> dict[str, str]:
         """Blob ids at `sha` of the files matching `patterns` (fnmatch, one level).

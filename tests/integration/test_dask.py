@@ -3,7 +3,9 @@
 The hunts give the answers a local hunt gives, with the work done by both
 workers; a worker killed mid-hunt costs nothing; a cluster that goes away
 mid-hunt ends it like Ctrl-C (saved, one line, exit 9), and the same command
-without --dask-scheduler then finishes it here.
+without --dask-scheduler then finishes it here. Workers on this machine take
+the history from finbisect's clone (others from the bundle), keep their cache
+within --cache-size, and send back the stacks of the hangs they catch.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from multiprocessing import resource_tracker
 from pathlib import Path
@@ -23,6 +26,8 @@ from typing import Any
 import pytest
 from distributed import Client, LocalCluster
 
+from finbisect.build.cache import BuildCache, parse_size, split_cache_size
+from finbisect.cluster.executor import DaskExecutor
 from finbisect.cluster.tasks import WORKER_CACHE_ENV
 from finbisect.runs import stacks
 from finbisect.testing.histories import linear_history
@@ -233,3 +238,98 @@ def test_a_worker_without_a_toolchain_refuses_in_one_line(
         r"make and cc not found on PATH .*",
         last,
     ), last
+
+
+def _took(stderr: str) -> dict[str, str]:
+    """Each worker's report of how it took a hunt's history: {address: how}, said once."""
+    said = re.findall(r"worker (tcp://\S+) took the hunt's history (.+)", stderr)
+    assert len(said) == len({address for address, _ in said}), said
+    return dict(said)
+
+
+def test_a_worker_here_takes_the_history_from_the_clone_and_others_the_bundle(
+    tmp_path: Path, hunt: Hunt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _cluster(tmp_path / "dask", seed=7) as cluster:
+        # A worker on this machine reads finbisect's clone: no bundle moves. (A flaky
+        # hunt: revisits, whose build is the first visit's, say nothing more.)
+        history = linear_history(tmp_path / "repo", commits=12, culprit=7, crash_percent=50)
+        result = hunt(
+            history.path, history.good, history.bad, "--match", GIL_MATCH, "--no-evidence",
+            "--dask-scheduler", cluster.scheduler_address,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        data = _json(tmp_path)
+        assert data["culprit"]["sha"] == history.culprit
+        assert sum(s["runs"] for s in data["steps"]) > len(data["steps"])  # revisits happened
+        took = _took(result.stderr)
+        assert set(took) == {s["built_by"] for s in data["steps"] if "built_by" in s}
+        assert set(took.values()) == {"from finbisect's clone here (same machine: no bundle)"}
+        # As a worker elsewhere sees it: the clone's path is not there, so the bundle comes.
+        start = DaskExecutor.start
+
+        def elsewhere(self: DaskExecutor, **kwargs: Any) -> None:
+            start(self, **{**kwargs, "clone": tmp_path / "on-another-machine"})
+
+        monkeypatch.setattr(DaskExecutor, "start", elsewhere)
+        other = linear_history(tmp_path / "other", commits=12, culprit=4, crash_percent=100)
+        result = hunt(
+            other.path, other.good, other.bad, "--runs", "2", "--no-evidence",
+            "--dask-scheduler", cluster.scheduler_address,
+        )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert _json(tmp_path)["culprit"]["sha"] == other.culprit
+    took = _took(result.stderr)
+    assert took
+    assert set(took.values()) == {"from the bundle"}
+
+
+def test_worker_caches_are_kept_within_cache_size(tmp_path: Path, hunt: Hunt) -> None:
+    root = tmp_path / "dask"
+    builds = BuildCache(root / "workers" / "builds")  # the workers' machine cache (_cluster)
+    old = []
+    for n in range(3):  # 1 MB each, last used two hours ago: what an old hunt left
+        tree = tmp_path / f"old-{n}"
+        tree.mkdir()
+        (tree / "python").write_bytes(os.urandom(1024**2))
+        stored = builds.store(
+            fingerprint="0" * 16, sha=f"{n}" * 40, description="make", interpreter="python",
+            tree=tree,
+        )  # fmt: skip
+        two_hours_ago = time.time() - 7200
+        os.utime(stored.path / "build.json", (two_hours_ago, two_hours_ago))
+        old.append(stored.sha)
+    history = linear_history(tmp_path / "repo", commits=12, culprit=7)
+    with _cluster(root, seed=9) as cluster:
+        result = hunt(
+            history.path, history.good, history.bad, "--runs", "2", "--no-evidence",
+            "--cache-size", "2M", "--dask-scheduler", cluster.scheduler_address,
+        )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    data = _json(tmp_path)
+    assert data["culprit"]["sha"] == history.culprit
+    kept = {b.sha for b in builds.entries()}
+    # 70% of 2M for builds: at most one old build fits beside the hunt's, which all stay
+    assert len(kept & set(old)) <= 1
+    assert {s["sha"] for s in data["steps"]} <= kept
+    assert builds.total_bytes() <= split_cache_size(parse_size("2M")).builds
+
+
+@pytest.mark.skipif(stacks.gdb_path() is None, reason="needs gdb")
+def test_a_hang_a_worker_caught_comes_back_with_its_stacks(
+    tmp_path: Path, hunt: Hunt, cluster: LocalCluster
+) -> None:
+    history = linear_history(tmp_path / "repo", commits=8, culprit=5, symptom="hang")
+    result = hunt(
+        history.path, history.good, history.bad, "--timeout", "10", "--runs", "1",
+        "--dask-scheduler", cluster.scheduler_address,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    data = _json(tmp_path)
+    assert data["culprit"]["sha"] == history.culprit
+    evidence = data["evidence"]
+    assert evidence["sha"] == history.culprit
+    assert evidence["kind"] == "hang"
+    assert evidence["threads"]
+    # the stacks gdb took on the worker during the hunt: no rerun here
+    assert evidence["log"].startswith(tuple(f"{a}:/" for a in _addresses(cluster)))
