@@ -26,6 +26,7 @@ used, and are the first to go when pruning.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -194,14 +195,22 @@ class BuildCache:
             )
             meta = {k: v for k, v in asdict(build).items() if k not in ("path", "size")}
             (staging / _META).write_text(json.dumps({"version": _META_VERSION, **meta}, indent=1))
-            if final.exists():  # another hunt stored the same build meanwhile
-                shutil.rmtree(final, ignore_errors=True)
-            staging.rename(final)
+            theirs = _read(final)  # another process stored the same build meanwhile?
+            if theirs is None or theirs.ok != build.ok:
+                shutil.rmtree(final, ignore_errors=True)  # (damaged, or the other outcome)
+                try:
+                    staging.rename(final)
+                    return build
+                except OSError as exc:  # stored meanwhile: two workers of one machine
+                    theirs = _read(final)
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or theirs is None:
+                        raise
+            shutil.rmtree(staging, ignore_errors=True)  # theirs is as good as ours: kept
+            return theirs
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # a full disk leaves no half copy
             self.objects.sweep()  # nor objects only it held
             raise
-        return build
 
     def entries(self) -> list[CachedBuild]:
         """Every cached build, most recently used first, with the bytes it alone holds."""

@@ -173,6 +173,23 @@ def test_a_tree_stored_again_after_changes_stores_the_changes(tmp_path: Path) ->
     assert (new.tree / "python").stat().st_ino == (old.tree / "python").stat().st_ino
 
 
+def test_a_build_stored_meanwhile_by_another_process_is_kept(tmp_path: Path) -> None:
+    """Two workers of one machine share its cache: the second store of a revision keeps
+    the first one's tree, which the first may be running from."""
+    tree = _tree(tmp_path / "tree", interpreter=b"#!/bin/sh\n", library=b"x = 1\n")
+    first_worker, second_worker = BuildCache(tmp_path / "builds"), BuildCache(tmp_path / "builds")
+    first = first_worker.store(
+        fingerprint="f", sha="a" * 40, description="d", interpreter="python", tree=tree
+    )
+    running = (first.tree / "python").stat().st_ino
+    second = second_worker.store(
+        fingerprint="f", sha="a" * 40, description="d", interpreter="python", tree=tree
+    )
+    assert second.created == first.created
+    assert (second.tree / "python").stat().st_ino == running
+    assert [p.name for p in (tmp_path / "builds" / "f").iterdir()] == ["a" * 40]  # no staging
+
+
 def test_a_damaged_shared_interpreter_is_shared_no_more(tmp_path: Path) -> None:
     cache = BuildCache(tmp_path / "builds")
     interpreter = b"#!/bin/sh\n" + b"#" * 4096
