@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 
 from finbisect.build.cache import BuildCache, Selection
+from finbisect.build.cpython import RUNTIME_FILES, RUNTIME_SKIPPED
+from finbisect.build.objects import EVERYTHING, _selected
 from finbisect.testing.histories import GeneratedHistory
 from tests.conftest import invoke
 from tests.cpython_like import cpython_like_history
@@ -222,3 +224,43 @@ def test_an_interpreter_linked_from_outside_the_tree_is_kept_as_a_link(tmp_path:
     build = cache.lookup("f", "a" * 40)
     assert build is not None
     assert (build.tree / "python").readlink() == outside
+
+
+def _old_selected(source: Path, selection: Selection) -> list[str]:
+    """objects._selected as it was (os.walk, a stat per folder), the oracle of the walk."""
+    wants = selection.matcher()
+    found = []
+    for root, dirs, files in os.walk(source):
+        prefix = os.path.relpath(root, source)
+        prefix = "" if prefix == "." else prefix + "/"
+        linked = [d for d in dirs if (Path(root) / d).is_symlink()]
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in {".git", "__pycache__"}
+            and d not in linked
+            and selection.may_hold(prefix + d)
+        )
+        for name in sorted([*files, *linked]):
+            if wants(prefix + name):
+                found.append(prefix + name)
+    return found
+
+
+def test_the_walk_selects_what_os_walk_did(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    for relative in [
+        "python", "Makefile", "a.o", "Lib/os.py", "Lib/b/c.py", "Lib/b/c.a", "Lib/z/deep/e.py",
+        "Modules/Setup", "Modules/x.so", "Doc/index.rst", ".git/HEAD", "Lib/__pycache__/os.pyc",
+        "build/lib.linux/_x.so", "Empty/Below/f.txt",
+    ]:  # fmt: skip
+        (tree / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tree / relative).write_text(relative)
+    (tree / "Nothing" / "here").mkdir(parents=True)
+    (tree / "Lib" / "linked").symlink_to(tree / "Lib" / "b")  # a link to a folder
+    (tree / "Modules" / "y.so").symlink_to("x.so")
+    (tree / "broken").symlink_to("nowhere")
+    runtime = Selection(include=("python", *RUNTIME_FILES), exclude=RUNTIME_SKIPPED)
+    for selection in (EVERYTHING, runtime, Selection(include=("Lib/*", "python"))):
+        assert _selected(str(tree), selection) == _old_selected(tree, selection)
+    assert "Lib/linked" in _selected(str(tree), EVERYTHING)
