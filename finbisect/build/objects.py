@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from finbisect.runs import proc
+
 __all__ = ["EVERYTHING", "ObjectStore", "Selection", "Stored", "own_bytes", "unique_bytes"]
 
 _ALWAYS_SKIPPED_DIRS = frozenset({".git", "__pycache__"})
@@ -93,8 +95,9 @@ class ObjectStore:
     def link_tree(self, source: Path, target: Path, selection: Selection) -> Stored:
         """Store `selection` of `source` as the tree `target` (which must not exist).
 
-        Raises OSError (a full disk, an unreadable file); the caller removes the
-        half-made tree (and sweeps the objects only it held).
+        Raises OSError (a full disk, an unreadable file), or KeyboardInterrupt when built
+        ahead and no longer wanted (proc.check_cancelled); the caller removes the half-made
+        tree (and sweeps the objects only it held).
         """
         digests: dict[str, str] = {}
         added = 0
@@ -102,6 +105,7 @@ class ObjectStore:
         # Plain strings, not Paths: a tree is thousands of files, stored at every step.
         top, into = os.fspath(source), os.fspath(target)
         for relative in _selected(top, selection):
+            proc.check_cancelled()  # a build ahead no longer wanted stops between files
             path, out = f"{top}/{relative}", f"{into}/{relative}"
             if (folder := os.path.dirname(out)) not in made:
                 _make_folder(folder, made)

@@ -8,11 +8,13 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from finbisect.build.cache import BuildCache, Selection
 from finbisect.build.cpython import RUNTIME_FILES, RUNTIME_SKIPPED
 from finbisect.build.objects import EVERYTHING, _selected
+from finbisect.runs import proc
 from finbisect.testing.histories import GeneratedHistory
 from tests.conftest import invoke
 from tests.cpython_like import cpython_like_history
@@ -264,3 +266,35 @@ def test_the_walk_selects_what_os_walk_did(tmp_path: Path) -> None:
     for selection in (EVERYTHING, runtime, Selection(include=("Lib/*", "python"))):
         assert _selected(str(tree), selection) == _old_selected(tree, selection)
     assert "Lib/linked" in _selected(str(tree), EVERYTHING)
+
+
+def test_a_store_built_ahead_stops_when_no_longer_wanted(tmp_path: Path) -> None:
+    """A cancelled build ahead stops between files (no kill ends our own Python work),
+    leaving neither the build nor a half-made tree; elsewhere the cancel changes nothing."""
+    cache = BuildCache(tmp_path / "builds")
+    tree = _tree(tmp_path / "t", interpreter=b"#!", library=b"x")
+    cancel = threading.Event()
+    cancel.set()
+    outcome: list[str] = []
+
+    def store_ahead() -> None:
+        with proc.in_background(cancel):
+            try:
+                cache.store(
+                    fingerprint="f", sha="a" * 40, description="d", interpreter="python",
+                    tree=tree,
+                )  # fmt: skip
+                outcome.append("stored")
+            except KeyboardInterrupt:
+                outcome.append("cancelled")
+
+    thread = threading.Thread(target=store_ahead)
+    thread.start()
+    thread.join()
+    assert outcome == ["cancelled"]
+    assert cache.lookup("f", "a" * 40) is None
+    assert not [p for p in (tmp_path / "builds").rglob("*") if "tmp" in p.name]
+    stored = cache.store(  # this thread has no in_background block: the event is not its
+        fingerprint="f", sha="a" * 40, description="d", interpreter="python", tree=tree
+    )
+    assert (stored.tree / "python").read_bytes() == b"#!"
