@@ -5,7 +5,8 @@ The candidates are the commits on the ancestry path from the old end
 bisect's: exactly one candidate, the culprit, starts the new state, and a
 commit is on the new side iff the culprit is among its ancestors (itself
 included). Ancestor sets are Python ints used as bitsets, so merges cost
-nothing extra and a step is a few big-int operations.
+nothing extra and a step is a few big-int operations; on a linear history
+they are made on demand and the choices compare indices (ancestry.py).
 
 "Bug side" is where the symptom lives: the new side in a regression hunt,
 the old side in a fix hunt. Searches are told which, and otherwise speak
