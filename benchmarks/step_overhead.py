@@ -284,8 +284,8 @@ def search_only(commits: int, before: Path | None) -> dict[str, Any]:
             continue
         env = {**os.environ, **({"PYTHONPATH": str(code)} if code else {})}
         argv = ["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, "-c", _SEARCH_ONLY]
-        done = subprocess.run(
-            [*argv, str(commits)], env=env, capture_output=True, text=True, check=True
+        done = subprocess.run(  # cwd: not this checkout, which `-c` would put first on sys.path
+            [*argv, str(commits)], cwd="/", env=env, capture_output=True, text=True, check=True
         )
         out[name] = json.loads(done.stdout)
         rss = re.search(r"maxrss_kb=(\d+)", done.stderr)
