@@ -4,7 +4,9 @@ Consecutive revisions share nearly all their files (Lib/, the built modules, the
 landmarks); only the interpreter and what the commits touched differ. Each
 distinct file is one object, `<objects>/<sha256[:2]>/<sha256>` (`.x` appended
 for executables: same bytes, another mode), linked into every tree that holds
-it and made read-only, so that no run changes what other builds share.
+it and made read-only, so that no run changes what other builds share. Large
+binaries are stored with their debug sections compressed (debug_sections.py):
+their object is the compacted file, named by its own digest.
 
 A file's link count says who holds it: the object's own name plus one per tree.
 A tree file with at most two links is held by that tree alone; its bytes are
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from finbisect.build import debug_sections
 from finbisect.runs import proc
 
 __all__ = ["EVERYTHING", "ObjectStore", "Selection", "Stored", "own_bytes", "unique_bytes"]
@@ -36,6 +39,7 @@ _ALWAYS_SKIPPED_DIRS = frozenset({".git", "__pycache__"})
 _READ_ONLY = 0o444
 _EXECUTABLE = 0o555
 _RACY_NS = 2_000_000_000
+_COMPACT_FROM = 4 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,13 +82,18 @@ class Stored:
 
 
 class ObjectStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, compact_from: int = _COMPACT_FROM) -> None:
         self.root = root
         self._root = os.fspath(root)
         # The hashes of the files stored from a build tree, by path and stat: the next
         # revision stored from the same tree reads again only what make and the checkout
         # rewrote (about 0.2 s less for a CPython tree). For this process only.
         self._hashed: dict[str, tuple[tuple[int, ...], str]] = {}
+        # Files this large are stored with their debug sections compressed when they have
+        # any (interpreters, libpython); the compacted object's digest and size by the
+        # source's digest, so an unchanged interpreter is not compressed again.
+        self.compact_from = compact_from
+        self._compacted: dict[str, tuple[str, int]] = {}
 
     def object_path(self, digest: str, *, executable: bool) -> Path:
         return Path(self._object(digest, executable=executable))
@@ -119,10 +128,57 @@ class ObjectStore:
                 # need not be selected: 3.12+'s build/lib.* links to Modules/*.so.
                 path, info = inside, os.stat(inside)
             digest = self._digest(path, info)
-            stored = self._object(digest, executable=bool(info.st_mode & stat.S_IXUSR))
-            added += self._link(path, out, stored, size=info.st_size)
+            executable = bool(info.st_mode & stat.S_IXUSR)
+            compacted = None
+            if info.st_size >= self.compact_from:
+                compacted = self._link_compacted(path, digest, out, executable=executable)
+            if compacted is None:
+                stored = self._object(digest, executable=executable)
+                added += self._link(path, out, stored, size=info.st_size)
+            else:
+                digest, bytes_added = compacted
+                added += bytes_added
             digests[relative] = digest
         return Stored(digests=digests, added=added)
+
+    def _link_compacted(
+        self, path: str, digest: str, out: str, *, executable: bool
+    ) -> tuple[str, int] | None:
+        """`out` becomes a link to the object of `path` with its debug sections
+        compressed (debug_sections.py): that object's digest and the bytes it added;
+        None when `path` is kept as it is."""
+        known = self._compacted.get(digest)
+        if known is not None:
+            kept, size = known
+            stored = self.object_path(kept, executable=executable)
+            with contextlib.suppress(OSError):
+                if stored.stat().st_size == size:
+                    os.link(stored, out)
+                    return kept, 0
+        if not debug_sections.compact(path, out):
+            return None
+        os.chmod(out, _EXECUTABLE if executable else _READ_ONLY)
+        kept, size = _sha256(out), os.stat(out).st_size
+        self._compacted[digest] = (kept, size)
+        return kept, self._adopt(out, self.object_path(kept, executable=executable))
+
+    def _adopt(self, out: str, stored: Path) -> int:
+        """The new file `out` becomes the object `stored`, or a link to it if that exists
+        already; the bytes added."""
+        try:
+            if stored.stat().st_size == os.stat(out).st_size:
+                os.link(stored, out + ".link")  # then in one step: `out` is never missing
+                os.replace(out + ".link", out)
+                return 0
+            stored.unlink()  # damaged: replaced below
+        except FileNotFoundError:
+            pass
+        except OSError:  # too many links, no hard links here: the tree keeps its copy
+            return os.stat(out).st_blocks * 512
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # (as in _link: then the tree keeps its copy)
+            os.link(out, stored)
+        return os.stat(out).st_blocks * 512
 
     def _digest(self, path: str, info: os.stat_result) -> str:
         key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
