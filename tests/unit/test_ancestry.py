@@ -9,7 +9,7 @@ import random
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finbisect.search import multisection
@@ -173,6 +173,7 @@ def _drive_both(
     assert new.remaining() == old.remaining()
 
 
+@settings(deadline=None)  # no timings: a loaded machine must not fail it
 @given(st.integers(min_value=0, max_value=2**300))
 def test_bits_are_the_old_bits(mask: int) -> None:
     assert bits(mask) == old_bits(mask)
@@ -215,6 +216,7 @@ def test_a_merge_keeps_stored_sets() -> None:
     assert split.ancestors == (0b1, 0b10, 0b110)
 
 
+@settings(deadline=None)  # no timings: a loaded machine must not fail it
 @given(
     st.integers(min_value=1, max_value=80).flatmap(
         lambda n: st.tuples(
@@ -232,6 +234,7 @@ def test_lines_choose_as_before(case: tuple[int, int, frozenset[int], bool, int]
     _drive_both(graph, stored, culprit, skips, bug_is_new=bug_is_new, workers=workers)
 
 
+@settings(deadline=None)  # no timings: a loaded machine must not fail it
 @given(st.integers(min_value=0, max_value=10**6))
 def test_flaky_answers_choose_as_before(seed: int) -> None:
     """Contradicting records (a flaky repro under --runs): on lines and DAGs alike."""
@@ -250,6 +253,7 @@ def test_flaky_answers_choose_as_before(seed: int) -> None:
     )
 
 
+@settings(deadline=None)  # no timings: a loaded machine must not fail it
 @given(st.integers(min_value=0, max_value=10**6))
 def test_dags_choose_as_before(seed: int) -> None:
     rng = random.Random(seed)
@@ -282,6 +286,7 @@ def test_the_middle_is_the_first_best_around_skips() -> None:
     assert search.next_request() == SearchRequest(3, 1)
 
 
+@settings(deadline=None)  # no timings: a loaded machine must not fail it
 @given(
     st.integers(min_value=1, max_value=70).flatmap(
         lambda n: st.tuples(st.just(n), st.integers(min_value=0, max_value=2**n - 1))
@@ -293,6 +298,7 @@ def test_line_ambiguity_groups_are_the_old_ones(case: tuple[int, int]) -> None:
     assert ambiguity_groups(graph, skipped) == old_groups(n, stored, skipped)
 
 
+@settings(deadline=None)  # no timings: a loaded machine must not fail it
 @given(st.integers(min_value=0, max_value=10**6))
 def test_dag_ambiguity_groups_are_the_old_ones(seed: int) -> None:
     rng = random.Random(seed)
