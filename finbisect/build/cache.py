@@ -211,6 +211,9 @@ class BuildCache:
             shutil.rmtree(staging, ignore_errors=True)  # a full disk leaves no half copy
             self.objects.sweep()  # nor objects only it held
             raise
+        except KeyboardInterrupt:  # a build ahead cancelled (or Ctrl-C): no half tree; the
+            shutil.rmtree(staging, ignore_errors=True)  # few objects it alone held wait
+            raise  # for the next prune's sweep (the loop is waiting for this thread)
 
     def entries(self) -> list[CachedBuild]:
         """Every cached build, most recently used first, with the bytes it alone holds."""

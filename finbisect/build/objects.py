@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finbisect.build import debug_sections
+from finbisect.runs import proc
 
 __all__ = ["EVERYTHING", "ObjectStore", "Selection", "Stored", "own_bytes", "unique_bytes"]
 
@@ -83,6 +84,7 @@ class Stored:
 class ObjectStore:
     def __init__(self, root: Path, *, compact_from: int = _COMPACT_FROM) -> None:
         self.root = root
+        self._root = os.fspath(root)
         # The hashes of the files stored from a build tree, by path and stat: the next
         # revision stored from the same tree reads again only what make and the checkout
         # rewrote (about 0.2 s less for a CPython tree). For this process only.
@@ -94,22 +96,28 @@ class ObjectStore:
         self._compacted: dict[str, tuple[str, int]] = {}
 
     def object_path(self, digest: str, *, executable: bool) -> Path:
-        return self.root / digest[:2] / (digest + (".x" if executable else ""))
+        return Path(self._object(digest, executable=executable))
+
+    def _object(self, digest: str, *, executable: bool) -> str:
+        return f"{self._root}/{digest[:2]}/{digest}{'.x' if executable else ''}"
 
     def link_tree(self, source: Path, target: Path, selection: Selection) -> Stored:
         """Store `selection` of `source` as the tree `target` (which must not exist).
 
-        Raises OSError (a full disk, an unreadable file); the caller removes the
-        half-made tree (and sweeps the objects only it held).
+        Raises OSError (a full disk, an unreadable file), or KeyboardInterrupt when built
+        ahead and no longer wanted (proc.check_cancelled); the caller removes the half-made
+        tree (and sweeps the objects only it held).
         """
         digests: dict[str, str] = {}
         added = 0
         made: set[str] = set()
-        for relative in _selected(source, selection):
-            path, out = os.path.join(source, relative), os.path.join(target, relative)
+        # Plain strings, not Paths: a tree is thousands of files, stored at every step.
+        top, into = os.fspath(source), os.fspath(target)
+        for relative in _selected(top, selection):
+            proc.check_cancelled()  # a build ahead no longer wanted stops between files
+            path, out = f"{top}/{relative}", f"{into}/{relative}"
             if (folder := os.path.dirname(out)) not in made:
-                os.makedirs(folder, exist_ok=True)
-                made.add(folder)
+                _make_folder(folder, made)
             info = os.lstat(path)
             if stat.S_ISLNK(info.st_mode):
                 inside = _file_inside(path, source)
@@ -125,7 +133,7 @@ class ObjectStore:
             if info.st_size >= self.compact_from:
                 compacted = self._link_compacted(path, digest, out, executable=executable)
             if compacted is None:
-                stored = self.object_path(digest, executable=executable)
+                stored = self._object(digest, executable=executable)
                 added += self._link(path, out, stored, size=info.st_size)
             else:
                 digest, bytes_added = compacted
@@ -184,20 +192,21 @@ class ObjectStore:
             self._hashed[path] = (key, digest)
         return digest
 
-    def _link(self, path: str, out: str, stored: Path, *, size: int) -> int:
+    def _link(self, path: str, out: str, stored: str, *, size: int) -> int:
         """`out` becomes a link to the object `stored`, created from `path` if new;
         the bytes it added."""
+        executable = stored.endswith(".x")
         try:
-            if stored.stat().st_size == size:
+            if os.stat(stored).st_size == size:
                 os.link(stored, out)
                 return 0
-            stored.unlink()  # damaged (its size is not its content's): replaced below
+            os.unlink(stored)  # damaged (its size is not its content's): replaced below
         except FileNotFoundError:
             pass
         except OSError:  # too many links (65000 on ext4), no hard links here: a copy
-            return _copy(path, out, executable=stored.name.endswith(".x"))
-        added = _copy(path, out, executable=stored.name.endswith(".x"))
-        stored.parent.mkdir(parents=True, exist_ok=True)
+            return _copy(path, out, executable=executable)
+        added = _copy(path, out, executable=executable)
+        os.makedirs(os.path.dirname(stored), exist_ok=True)
         # A concurrent store may have created it first, or the file system has no hard
         # links: then this tree keeps its own copy (its link count says it is its own).
         with contextlib.suppress(OSError):
@@ -256,23 +265,41 @@ def _bytes_under(path: Path, counts: Callable[[os.stat_result], bool]) -> int:
     return total
 
 
-def _selected(source: Path, selection: Selection) -> list[str]:
-    """The wanted files' paths relative to `source`, walking only where they can be."""
+def _selected(source: str, selection: Selection) -> list[str]:
+    """The wanted files' paths relative to `source`, walking only where they can be:
+    each folder's files (and links to folders, kept as links) by name, then its folders."""
     wants = selection.matcher()
-    found = []
-    for root, dirs, files in os.walk(source):
-        prefix = os.path.relpath(root, source)
-        prefix = "" if prefix == "." else prefix + "/"
-        linked = [d for d in dirs if os.path.islink(os.path.join(root, d))]
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if d not in _ALWAYS_SKIPPED_DIRS and d not in linked and selection.may_hold(prefix + d)
-        )
-        for name in sorted([*files, *linked]):  # a link to a directory is kept as a link
-            if wants(prefix + name):
-                found.append(prefix + name)
+    found: list[str] = []
+
+    def walk(folder: str, prefix: str) -> None:
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError:  # as os.walk: an unreadable folder holds nothing
+            return
+        below = []
+        for entry in entries:  # d_type: no stat for a name that is no link to a folder
+            if entry.is_dir(follow_symlinks=False):
+                name = prefix + entry.name
+                if entry.name not in _ALWAYS_SKIPPED_DIRS and selection.may_hold(name):
+                    below.append(entry)
+            elif wants(prefix + entry.name):
+                found.append(prefix + entry.name)
+        for entry in below:
+            walk(entry.path, prefix + entry.name + "/")
+
+    walk(source, "")
     return found
+
+
+def _make_folder(folder: str, made: set[str]) -> None:
+    """mkdir `folder`, and first its parents not `made` yet (the tree's own root included:
+    files come folder by folder, so a parent is usually made already, and one mkdir does)."""
+    parent = os.path.dirname(folder)
+    if parent not in made and not os.path.isdir(parent):
+        _make_folder(parent, made)
+    os.mkdir(folder)
+    made.add(folder)
 
 
 def _copy(path: str, out: str, *, executable: bool) -> int:

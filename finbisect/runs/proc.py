@@ -28,7 +28,7 @@ from pathlib import Path
 from finbisect.runs import reaper
 from finbisect.runs.interrupts import DeferredInterrupts
 
-__all__ = ["ProcResult", "in_background", "kill_group", "run", "run_shell"]
+__all__ = ["ProcResult", "check_cancelled", "in_background", "kill_group", "run", "run_shell"]
 
 _HEAD_BYTES = 64 * 1024  # output kept from the start of the log
 _TAIL_BYTES = 256 * 1024  # and from its end: crash reports are printed last
@@ -59,6 +59,15 @@ def in_background(cancel: threading.Event) -> Iterator[None]:
         yield
     finally:
         del _background.cancel
+
+
+def check_cancelled() -> None:
+    """In an `in_background` block whose work is no longer wanted, raise KeyboardInterrupt
+    (as `run` does): for long work of our own between children, such as storing a build's
+    thousands of files, which no kill ends. Elsewhere, nothing."""
+    cancel: threading.Event | None = getattr(_background, "cancel", None)
+    if cancel is not None and cancel.is_set():
+        raise KeyboardInterrupt
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,6 +39,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from finbisect.search.ancestry import bits, interval, is_linear
+
 __all__ = [
     "BatchCandidate",
     "Channel",
@@ -53,12 +55,6 @@ _EPS = 1e-9
 # own request: the rest of a round's workers idle (or share runs) rather than spend the
 # run budget on revisions that tell little (0.5 gained fewer rounds, none spent more runs).
 _THRIFT = 0.25
-
-
-def is_linear(ancestors: Sequence[int]) -> bool:
-    """Is every candidate the child of the one before it (no merges)? `ancestors` as in
-    CandidateGraph: bit j of ancestors[i] says candidate j is an ancestor of i (or i)."""
-    return all(a == (1 << (i + 1)) - 1 for i, a in enumerate(ancestors))
 
 
 # -- git bisect's search --------------------------------------------------------------
@@ -76,7 +72,7 @@ def split_points(ancestors: Sequence[int], possible: int, skipped: int, limit: i
 def _linear_split(possible: int, skipped: int, limit: int) -> list[int]:
     lo = (possible & -possible).bit_length() - 1
     hi = possible.bit_length() - 1  # on a line the possible culprits are lo..hi
-    usable = [i for i in range(lo, hi) if not skipped >> i & 1]  # hi itself tells nothing
+    usable = bits(interval(lo, hi - 1) & ~skipped)  # hi itself tells nothing
     n = hi - lo + 1
     k = min(limit, len(usable))
     chosen: set[int] = set()

@@ -51,7 +51,7 @@ class CellPosterior:
     def __init__(self, graph: CandidateGraph, *, bug_is_new: bool) -> None:
         self.graph = graph
         self.bug_is_new = bug_is_new
-        self.linear = all(a == (1 << (i + 1)) - 1 for i, a in enumerate(graph.ancestors))
+        self.linear = graph.is_linear
         self._cells = [Cell(graph.everything)]
         self._snapshot: Snapshot | None = None
 

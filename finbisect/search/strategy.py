@@ -5,7 +5,8 @@ The candidates are the commits on the ancestry path from the old end
 bisect's: exactly one candidate, the culprit, starts the new state, and a
 commit is on the new side iff the culprit is among its ancestors (itself
 included). Ancestor sets are Python ints used as bitsets, so merges cost
-nothing extra and a step is a few big-int operations.
+nothing extra and a step is a few big-int operations; on a linear history
+they are made on demand and the choices compare indices (ancestry.py).
 
 "Bug side" is where the symptom lives: the new side in a regression hunt,
 the old side in a fix hunt. Searches are told which, and otherwise speak
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from finbisect.models import Rate
+from finbisect.search.ancestry import LinearAncestors, bits, interval, is_linear
 from finbisect.search.multisection import split_points
 
 __all__ = [
@@ -41,10 +43,18 @@ OLD_END = -1  # index standing for the old endpoint, which is not a candidate
 
 @dataclass(frozen=True)
 class CandidateGraph:
-    """Candidates in topological order (parents first) and their ancestor sets."""
+    """Candidates in topological order (parents first) and their ancestor sets.
+
+    A linear history's sets are made on demand (ancestry.LinearAncestors, whatever
+    `ancestors` was given as), so `linear` says whether the searches may compare indices.
+    """
 
     shas: tuple[str, ...]
-    ancestors: tuple[int, ...]  # bit j of ancestors[i]: candidate j is an ancestor of i (or i)
+    ancestors: Sequence[int]  # bit j of ancestors[i]: candidate j is an ancestor of i (or i)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ancestors, LinearAncestors) and is_linear(self.ancestors):
+            object.__setattr__(self, "ancestors", LinearAncestors(len(self.ancestors)))
 
     @classmethod
     def from_parents(
@@ -52,25 +62,31 @@ class CandidateGraph:
     ) -> CandidateGraph:
         """`shas` oldest first; parents outside the candidate set are ignored."""
         index = {sha: i for i, sha in enumerate(shas)}
+        inside = [[index[p] for p in parents.get(sha, ()) if p in index] for sha in shas]
+        if all(its == ([i - 1] if i else []) for i, its in enumerate(inside)):
+            return cls(tuple(shas), LinearAncestors(len(shas)))
         ancestors: list[int] = []
         for i, sha in enumerate(shas):
             mask = 1 << i
-            for parent in parents.get(sha, ()):
-                j = index.get(parent)
-                if j is not None:
-                    if j >= i:
-                        raise ValueError(f"{sha} is listed before its parent {parent}")
-                    mask |= ancestors[j]
+            for j in inside[i]:
+                if j >= i:
+                    raise ValueError(f"{sha} is listed before its parent {shas[j]}")
+                mask |= ancestors[j]
             ancestors.append(mask)
         return cls(tuple(shas), tuple(ancestors))
 
     @classmethod
     def linear(cls, n: int) -> CandidateGraph:
         """A straight line of n candidates named "0".."n-1" (for tests and simulations)."""
-        return cls(tuple(str(i) for i in range(n)), tuple((1 << (i + 1)) - 1 for i in range(n)))
+        return cls(tuple(str(i) for i in range(n)), LinearAncestors(n))
 
     def __len__(self) -> int:
         return len(self.shas)
+
+    @property
+    def is_linear(self) -> bool:
+        """No merges: candidate i's ancestors are candidates 0..i."""
+        return isinstance(self.ancestors, LinearAncestors)
 
     @property
     def new_end(self) -> int:
@@ -82,6 +98,8 @@ class CandidateGraph:
 
     def is_new(self, index: int, culprit: int) -> bool:
         """Would `index` be on the new side if `culprit` were the answer?"""
+        if self.is_linear:
+            return culprit <= index
         return bool(self.ancestors[index] >> culprit & 1)
 
 
@@ -295,7 +313,14 @@ class ClassicBisection:
         # under a fixed --runs) can: the answer is then AMBIGUOUS with no candidates.
 
     def _best_split(self) -> int | None:
-        """The untested revision that splits the possible culprits most evenly."""
+        """The untested revision that splits the possible culprits most evenly (the first
+        such, in index order)."""
+        lo, hi = (
+            (self._possible & -self._possible).bit_length() - 1,
+            self._possible.bit_length() - 1,
+        )
+        if self.graph.is_linear and self._possible and self._possible == interval(lo, hi):
+            return _middle(lo, hi, self._skipped)
         total = self._possible.bit_count()
         best, best_score = None, 0
         for i, ancestors in enumerate(self.graph.ancestors):
@@ -308,14 +333,15 @@ class ClassicBisection:
         return best
 
 
-def bits(mask: int) -> list[int]:
-    """The indices of the set bits of `mask`, lowest first."""
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out
+def _middle(lo: int, hi: int, skipped: int) -> int | None:
+    """_best_split on a line, where the possible culprits are lo..hi: testing i leaves
+    k = i - lo + 1 of them below, so the score is min(k, total - k), highest first."""
+    total = hi - lo + 1
+    for score in range(total // 2, 0, -1):
+        for k in sorted({score, total - score}):
+            if not skipped >> (lo + k - 1) & 1:
+                return lo + k - 1
+    return None
 
 
 def ambiguity_groups(graph: CandidateGraph, skipped: int) -> list[int]:
@@ -325,6 +351,8 @@ def ambiguity_groups(graph: CandidateGraph, skipped: int) -> list[int]:
     whose culprit hypotheses put every testable revision on the same side form a
     group, with the one testable candidate (if any) that does the same.
     """
+    if graph.is_linear:
+        return _line_groups(len(graph), skipped)
     testable = graph.everything & ~skipped
     anc = graph.ancestors
     by_sig: dict[int, int] = {}
@@ -343,3 +371,19 @@ def ambiguity_groups(graph: CandidateGraph, skipped: int) -> list[int]:
         if group.bit_count() > 1:
             groups.append(group)
     return groups
+
+
+def _line_groups(n: int, skipped: int) -> list[int]:
+    """ambiguity_groups on a line: each run of consecutive skipped candidates is told apart
+    by no revision, and neither is the testable candidate right after it (if any)."""
+    groups, run = [], 0
+    for s in bits(skipped):
+        if run and not skipped >> (s - 1) & 1:
+            groups.append(run)
+            run = 0
+        run |= 1 << s
+    if run:
+        groups.append(run)
+    # With the candidate after each run: testable, or past the end.
+    with_next = [run | (1 << run.bit_length() if run.bit_length() < n else 0) for run in groups]
+    return [group for group in with_next if group.bit_count() > 1]

@@ -8,9 +8,13 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from finbisect.build.cache import BuildCache, Selection
+from finbisect.build.cpython import RUNTIME_FILES, RUNTIME_SKIPPED
+from finbisect.build.objects import EVERYTHING, _selected
+from finbisect.runs import proc
 from finbisect.testing.histories import GeneratedHistory
 from tests.conftest import invoke
 from tests.cpython_like import cpython_like_history
@@ -239,3 +243,75 @@ def test_an_interpreter_linked_from_outside_the_tree_is_kept_as_a_link(tmp_path:
     build = cache.lookup("f", "a" * 40)
     assert build is not None
     assert (build.tree / "python").readlink() == outside
+
+
+def _old_selected(source: Path, selection: Selection) -> list[str]:
+    """objects._selected as it was (os.walk, a stat per folder), the oracle of the walk."""
+    wants = selection.matcher()
+    found = []
+    for root, dirs, files in os.walk(source):
+        prefix = os.path.relpath(root, source)
+        prefix = "" if prefix == "." else prefix + "/"
+        linked = [d for d in dirs if (Path(root) / d).is_symlink()]
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in {".git", "__pycache__"}
+            and d not in linked
+            and selection.may_hold(prefix + d)
+        )
+        for name in sorted([*files, *linked]):
+            if wants(prefix + name):
+                found.append(prefix + name)
+    return found
+
+
+def test_the_walk_selects_what_os_walk_did(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    for relative in [
+        "python", "Makefile", "a.o", "Lib/os.py", "Lib/b/c.py", "Lib/b/c.a", "Lib/z/deep/e.py",
+        "Modules/Setup", "Modules/x.so", "Doc/index.rst", ".git/HEAD", "Lib/__pycache__/os.pyc",
+        "build/lib.linux/_x.so", "Empty/Below/f.txt",
+    ]:  # fmt: skip
+        (tree / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tree / relative).write_text(relative)
+    (tree / "Nothing" / "here").mkdir(parents=True)
+    (tree / "Lib" / "linked").symlink_to(tree / "Lib" / "b")  # a link to a folder
+    (tree / "Modules" / "y.so").symlink_to("x.so")
+    (tree / "broken").symlink_to("nowhere")
+    runtime = Selection(include=("python", *RUNTIME_FILES), exclude=RUNTIME_SKIPPED)
+    for selection in (EVERYTHING, runtime, Selection(include=("Lib/*", "python"))):
+        assert _selected(str(tree), selection) == _old_selected(tree, selection)
+    assert "Lib/linked" in _selected(str(tree), EVERYTHING)
+
+
+def test_a_store_built_ahead_stops_when_no_longer_wanted(tmp_path: Path) -> None:
+    """A cancelled build ahead stops between files (no kill ends our own Python work),
+    leaving neither the build nor a half-made tree; elsewhere the cancel changes nothing."""
+    cache = BuildCache(tmp_path / "builds")
+    tree = _tree(tmp_path / "t", interpreter=b"#!", library=b"x")
+    cancel = threading.Event()
+    cancel.set()
+    outcome: list[str] = []
+
+    def store_ahead() -> None:
+        with proc.in_background(cancel):
+            try:
+                cache.store(
+                    fingerprint="f", sha="a" * 40, description="d", interpreter="python",
+                    tree=tree,
+                )  # fmt: skip
+                outcome.append("stored")
+            except KeyboardInterrupt:
+                outcome.append("cancelled")
+
+    thread = threading.Thread(target=store_ahead)
+    thread.start()
+    thread.join()
+    assert outcome == ["cancelled"]
+    assert cache.lookup("f", "a" * 40) is None
+    assert not [p for p in (tmp_path / "builds").rglob("*") if "tmp" in p.name]
+    stored = cache.store(  # this thread has no in_background block: the event is not its
+        fingerprint="f", sha="a" * 40, description="d", interpreter="python", tree=tree
+    )
+    assert (stored.tree / "python").read_bytes() == b"#!"
