@@ -13,8 +13,8 @@ for every method, which all get the same run budget and confidence:
   build B s / run R s / visit V s (it trades runs against builds; with
   `--build-seconds 0 --visit-seconds 0` it minimises runs, as git_bayesect does).
   `--clean-prior A,B`: a Beta(A, B) prior on the clean side's rate instead of
-  the default `adaptive` (RatePrior.adaptive(), a mixture the runs weigh; A
-  may be a fraction, e.g. 0.75; `1,1` is the uniform prior used before).
+  the default Beta(1, 1) (A may be a fraction, e.g. 0.75); `adaptive`:
+  RatePrior.adaptive(), a mixture of Beta(1, b) the runs weigh.
   `--rates` and `--finbisect-only` make quick studies of a few cells (the
   same seeds per cell as the full grid).
 - git_bayesect: its published method, reimplemented in bayesect_model.py (see
@@ -80,7 +80,7 @@ class Task:
     build_seconds: float
     run_seconds: float
     visit_seconds: float = 1.0
-    clean_prior: str = "adaptive"  # or "A,B": one Beta
+    clean_prior: str = "1,1"  # "A,B": one Beta, or "adaptive"
 
 
 def _costs(task: Task) -> Costs:
@@ -318,8 +318,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every row here")
     parser.add_argument(
         "--clean-prior",
-        default="adaptive",
-        help="finbisect's prior on the clean side's rate: adaptive (default) or A,B (one Beta)",
+        default="1,1",
+        help="finbisect's prior on the clean side's rate: A,B (one Beta, default 1,1) or adaptive",
     )
     parser.add_argument(
         "--rates",

@@ -5,8 +5,8 @@ shows the symptom. A finalization race breaks that: it was always there at
 1 run in 50, and one commit made it 1 in 3. Here both rates are unknown:
 runs on the clean side show the symptom with p_clean, on the bug side with
 p_bug > p_clean, and both are integrated out of the posterior over the
-culprit exactly (rate_posterior.py), the clean rate under a mixture prior the
-runs weigh (RatePrior.adaptive). Regression: p_before = p_clean; fix: p_bug.
+culprit exactly (rate_posterior.py), uniform priors unless `prior` says
+otherwise. Regression: p_before = p_clean; fix: p_before = p_bug.
 
 Phases (all requested by `next_request`):
 
@@ -95,7 +95,7 @@ class RateChangeBisection(NoisyBisection):
     Same Search protocol, cost hooks (`costs`, `record_costs`, `mark_built`)
     and reporting (`posterior`) as NoisyBisection, plus `rates()`. `max_runs`
     counts every recorded run, the ends' included. `prior` defaults to
-    `RatePrior.adaptive()` (a mixture on the clean rate that the runs weigh).
+    uniform on both rates (RatePrior.adaptive() is an option: benchmarks/README.md).
     """
 
     def __init__(
@@ -117,7 +117,7 @@ class RateChangeBisection(NoisyBisection):
             max_runs_per_revision=max_runs_per_revision,
             costs=costs,
         )
-        prior = prior or RatePrior.adaptive()
+        prior = prior or RatePrior()
         self._model: RatePosterior = RatePosterior(graph, bug_is_new=bug_is_new, prior=prior)
         self._stage = _Phase.ENDS
         self._next_check = 0  # runs at which to test for inseparable rates next

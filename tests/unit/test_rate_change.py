@@ -273,7 +273,7 @@ def test_ends_come_first_and_alternate() -> None:
 def test_found_states_the_lower_of_its_mass_and_its_mass_at_pessimistic_rates() -> None:
     graph = CandidateGraph.linear(32)
     lower = 0
-    for seed in range(4, 8):
+    for seed in range(4):
         search = hunt(graph, 20, 0.05, 0.3, seed=seed)
         answer = search.answer()
         assert answer.status is AnswerStatus.FOUND
@@ -281,7 +281,7 @@ def test_found_states_the_lower_of_its_mass_and_its_mass_at_pessimistic_rates() 
         mass = search.posterior()[answer.culprit]
         assert 0.95 <= answer.confidence <= mass + 1e-12
         lower += answer.confidence < mass - 0.005
-    assert lower >= 1  # the pessimistic rates held it lower (seed 4: 0.958 against 0.980)
+    assert lower >= 1  # the pessimistic rates held it lower (seed 3: 0.955 against 0.976)
 
 
 def test_no_symptom_anywhere_names_no_culprit() -> None:
@@ -368,10 +368,8 @@ def test_from_observations_carries_on_from_the_ends() -> None:
 def test_auto_switches_when_the_clean_end_shows_the_symptom() -> None:
     graph = CandidateGraph.linear(64)
     search = AutoBisection(graph, bug_is_new=True)
-    # p_clean 0.2: at 0.3 against 0.5 the clean end shows it more than half as often, which
-    # ends_alike refuses as no rate change worth hunting (seed 1 does, after 156 runs).
     stats = simulate_hunt(
-        search, graph, culprit=17, p=0.5, p_clean=0.2, bug_is_new=True, rng=random.Random(1)
+        search, graph, culprit=17, p=0.5, p_clean=0.3, bug_is_new=True, rng=random.Random(1)
     )
     assert search.switch is not None
     assert search.switch.reason is Reason.CLEAN_END
