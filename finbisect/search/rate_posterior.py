@@ -205,11 +205,15 @@ class RatePosterior(CellPosterior):
         super().__init__(graph, bug_is_new=bug_is_new)
         self.prior = prior or RatePrior()
         a1, b1 = self.prior.bug
-        # log of each component's weight over its normaliser under the order constraint
-        self._components = [
-            (math.log(w) - log_beta(a, b) - log_beta(a1, b1) - log_prob_less(a, b, a1, b1), a, b)
+        # log of each component's weight over its normaliser under the order constraint, less
+        # the first's (added back in log_evidence): one Beta's weights are then bit for bit
+        # what they were before mixtures, so are its hunts' decisions
+        bases = [
+            (math.log(w) - (log_beta(a, b) + log_beta(a1, b1) + log_prob_less(a, b, a1, b1)), a, b)
             for w, a, b in self.prior.components()
         ]
+        self._offset = bases[0][0]
+        self._components = [(base - self._offset, a, b) for base, a, b in bases]
         self.symptoms = 0  # all runs recorded, both sides
         self.clean = 0
         # (S1, F1) -> _parts: every cell's counts are read several times between two observations
@@ -276,7 +280,7 @@ class RatePosterior(CellPosterior):
         logs = [math.log(c.size) + self.log_weight(c) for c in self._cells]
         top = max(logs)
         total = sum(math.exp(w - top) for w in logs)
-        return top + math.log(total) - math.log(len(self.graph))
+        return top + math.log(total) - math.log(len(self.graph)) + self._offset
 
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
