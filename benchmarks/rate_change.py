@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/rate_change.py [--hunts K] [--build-seconds B] [--run-seconds R]
         [--visit-seconds V] [--max-runs M] [--confidence C] [--sizes 64,1024] [--json FILE]
-        [--clean-prior A,B]
+        [--clean-prior adaptive|A,B] [--rates P0-P1,...] [--finbisect-only]
 
 Simulated regression hunts on linear histories (no builds): the repro shows
 the symptom with probability p0 per run before the culprit and p1 after it.
@@ -13,7 +13,10 @@ for every method, which all get the same run budget and confidence:
   build B s / run R s / visit V s (it trades runs against builds; with
   `--build-seconds 0 --visit-seconds 0` it minimises runs, as git_bayesect does).
   `--clean-prior A,B`: a Beta(A, B) prior on the clean side's rate instead of
-  the default Beta(1, 1) (A may be a fraction, e.g. 0.75).
+  the default Beta(1, 1) (A may be a fraction, e.g. 0.75); `adaptive`:
+  RatePrior.adaptive(), a mixture of Beta(1, b) the runs weigh.
+  `--rates` and `--finbisect-only` make quick studies of a few cells (the
+  same seeds per cell as the full grid).
 - git_bayesect: its published method, reimplemented in bayesect_model.py (see
   there for the source and what was checked): one run at a time at the
   position minimising expected entropy, Jeffreys priors on both rates, stop
@@ -77,7 +80,7 @@ class Task:
     build_seconds: float
     run_seconds: float
     visit_seconds: float = 1.0
-    clean_prior: tuple[float, float] = (1.0, 1.0)
+    clean_prior: str = "1,1"  # "A,B": one Beta, or "adaptive"
 
 
 def _costs(task: Task) -> Costs:
@@ -86,6 +89,13 @@ def _costs(task: Task) -> Costs:
         run_seconds=task.run_seconds,
         visit_seconds=task.visit_seconds,
     )
+
+
+def prior_of(spec: str) -> RatePrior:
+    if spec == "adaptive":
+        return RatePrior.adaptive()
+    a, b = (float(v) for v in spec.split(","))
+    return RatePrior(clean=(a, b))
 
 
 def culprit_of(seed: int, n: int) -> int:
@@ -100,7 +110,7 @@ def run_finbisect(task: Task, seed: int) -> Hunt:
         confidence=task.confidence,
         max_runs=task.max_runs,
         costs=_costs(task),
-        prior=RatePrior(clean=task.clean_prior),
+        prior=prior_of(task.clean_prior),
     )
     stats = simulate_hunt(
         search,
@@ -309,7 +319,17 @@ def main() -> None:
     parser.add_argument(
         "--clean-prior",
         default="1,1",
-        help="finbisect's Beta prior on the clean side's rate, A,B (default uniform)",
+        help="finbisect's prior on the clean side's rate: A,B (one Beta, default 1,1) or adaptive",
+    )
+    parser.add_argument(
+        "--rates",
+        default=",".join(f"{p0}-{p1}" for p0, p1 in RATES),
+        help="(p0, p1) cells, P0-P1 comma-separated",
+    )
+    parser.add_argument(
+        "--finbisect-only",
+        action="store_true",
+        help="skip git_bayesect and naive k (quick studies; the ratio column is then empty)",
     )
     parser.add_argument(
         "--models",
@@ -331,7 +351,7 @@ def main() -> None:
         f"{args.hunts} hunts per cell, budget {args.max_runs} runs, confidence "
         f"{args.confidence}; finbisect's cost model: build {args.build_seconds:g} s, "
         f"run {args.run_seconds:g} s, visit {args.visit_seconds:g} s; clean prior "
-        f"Beta({args.clean_prior})"
+        f"{args.clean_prior}"
     )
     header = (
         f"{'N':>5} {'p0':>5} {'p1':>4} | {'method':<12} {'acc':>6} {'incl':>5} {'conf':>6} "
@@ -340,11 +360,11 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     table = []
-    a, b = (float(v) for v in args.clean_prior.split(","))
-    clean_prior = (a, b)
+    prior_of(args.clean_prior)  # refuse a malformed prior before any work
+    rates = [tuple(float(v) for v in cell.split("-")) for cell in args.rates.split(",")]
     with multiprocessing.Pool(WORKERS) as pool:
         for n in (int(s) for s in args.sizes.split(",")):
-            for p0, p1 in RATES:
+            for p0, p1 in rates:
                 cell = n * 10_000 + round(p0 * 100) * 100 + round(p1 * 100)
                 seeds = tuple(
                     args.seed * 1_000_003 + cell * 1009 + 2 * i for i in range(args.hunts)
@@ -360,18 +380,22 @@ def main() -> None:
                     build_seconds=args.build_seconds,
                     run_seconds=args.run_seconds,
                     visit_seconds=args.visit_seconds,
-                    clean_prior=clean_prior,
+                    clean_prior=args.clean_prior,
                 )
-                ours, theirs = measure(
-                    pool, [base, Task(**{**asdict(base), "method": "git_bayesect"})]
-                )
-                k, naive = calibrate_naive(pool, base, args.confidence)
                 bound = math.log2(n) / asymmetric_channel_capacity(p0, p1)
-                rows = {
-                    "finbisect": Row.of(ours),
-                    "git_bayesect": Row.of(theirs),
-                    f"naive k={k}": Row.of(naive),
-                }
+                if args.finbisect_only:
+                    (ours,) = measure(pool, [base])
+                    rows = {"finbisect": Row.of(ours)}
+                else:
+                    ours, theirs = measure(
+                        pool, [base, Task(**{**asdict(base), "method": "git_bayesect"})]
+                    )
+                    k, naive = calibrate_naive(pool, base, args.confidence)
+                    rows = {
+                        "finbisect": Row.of(ours),
+                        "git_bayesect": Row.of(theirs),
+                        f"naive k={k}": Row.of(naive),
+                    }
                 mine = rows["finbisect"].median_runs
                 for name, row in rows.items():
                     versus = "" if name == "finbisect" else f"{mine / row.median_runs:.2f}x"

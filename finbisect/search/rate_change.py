@@ -5,19 +5,17 @@ shows the symptom. A finalization race breaks that: it was always there at
 1 run in 50, and one commit made it 1 in 3. Here both rates are unknown:
 runs on the clean side show the symptom with p_clean, on the bug side with
 p_bug > p_clean, and both are integrated out of the posterior over the
-culprit exactly (rate_posterior.py). In a regression hunt p_before = p_clean
-and p_after = p_bug; in a fix hunt the other way round.
+culprit exactly (rate_posterior.py), uniform priors unless `prior` says
+otherwise. Regression: p_before = p_clean; fix: p_before = p_bug.
 
 Phases (all requested by `next_request`):
 
-1. The ends, one small batch each: every run there is on a known side, so
-   it informs one rate without spending any on the culprit. Only a start:
-   the search below comes back to an end whenever the hypotheses disagree on
-   the rates (that is when its runs tell them apart), or when no revision is
-   informative yet; a longer fixed phase cost more runs than it saved in the
-   study. A bug end with no symptom in `max_runs_per_revision` runs is a
-   wrong end (the `*_END_*` status). Runs carried over from a one-sided
-   start (`from_observations`) count.
+1. The ends, one small batch each: every run there informs one rate. Only
+   a start: the search comes back to an end whenever the hypotheses disagree
+   on the rates, or when no revision is informative yet (a longer fixed
+   phase cost more runs than it saved). A bug end with no symptom in
+   `max_runs_per_revision` runs is a wrong end (the `*_END_*` status). Runs
+   carried over from a one-sided start (`from_observations`) count.
 2. The search: like the one-sided one, each step scores (revision x, batch b)
    by expected bits about the culprit per second, cost = build (unless x is
    built) + visit + b runs. The bits are the mutual information between the
@@ -96,7 +94,8 @@ class RateChangeBisection(NoisyBisection):
 
     Same Search protocol, cost hooks (`costs`, `record_costs`, `mark_built`)
     and reporting (`posterior`) as NoisyBisection, plus `rates()`. `max_runs`
-    counts every recorded run, the ends' included.
+    counts every recorded run, the ends' included. `prior` defaults to
+    uniform on both rates (RatePrior.adaptive() is an option: benchmarks/README.md).
     """
 
     def __init__(
@@ -118,6 +117,7 @@ class RateChangeBisection(NoisyBisection):
             max_runs_per_revision=max_runs_per_revision,
             costs=costs,
         )
+        prior = prior or RatePrior()
         self._model: RatePosterior = RatePosterior(graph, bug_is_new=bug_is_new, prior=prior)
         self._stage = _Phase.ENDS
         self._next_check = 0  # runs at which to test for inseparable rates next
@@ -304,8 +304,8 @@ class RateChangeBisection(NoisyBisection):
             parts = []
             for cell, w in zip(post.cells, post.probs, strict=True):
                 if w >= _MIN_MASS:
-                    a0, b0, a1, b1 = self._model.params(cell)
-                    parts.append((w, a1, b1) if side else (w, a0, b0))
+                    for r, (a0, b0, a1, b1) in self._model.parts(cell):
+                        parts.append((w * r, a1, b1) if side else (w * r, a0, b0))
             total = sum(w for w, _, _ in parts)
             mean = sum(w * a / (a + b) for w, a, b in parts) / total
             second = sum(w * a * (a + 1) / ((a + b) * (a + b + 1)) for w, a, b in parts) / total
@@ -318,7 +318,7 @@ class RateChangeBisection(NoisyBisection):
         post = self._model.snapshot()
         top = max(post.probs)
         kept = [(c, w) for c, w in zip(post.cells, post.probs, strict=True) if w >= _MIN_MASS * top]
-        predict = Predictive([w for _, w in kept], [self._model.params(c) for c, _ in kept])
+        predict = Predictive([w for _, w in kept], [self._model.parts(c) for c, _ in kept])
         longest = min(self.max_runs - self._runs, _BATCHES[-1])
         batches = [b for b in _BATCHES if b <= longest] or [longest]
         options = {x: True for x in self._built if x == OLD_END or 0 <= x < len(self.graph)}

@@ -1,15 +1,18 @@
 """Expected bits about the culprit from b runs at one revision, two-sided model. Pure.
 
 Used by RateChangeBisection's planner. Each cell of the posterior predicts a
-revision's symptom count with its own rate posteriors (beta-binomial), so the
-information is exact for the cells kept (no plug-in rates).
+revision's symptom count with its own rate posteriors (beta-binomial, a
+mixture of them when the clean prior is one), so the information is exact for
+the cells kept (no plug-in rates).
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["Predictive"]
+__all__ = ["Part", "Predictive"]
+
+Part = tuple[float, tuple[float, float, float, float]]  # (share, (a0, b0, a1, b1))
 
 
 class Predictive:
@@ -24,12 +27,10 @@ class Predictive:
     and prefix sums over the cells make each evaluation O(b).
     """
 
-    def __init__(
-        self, weights: list[float], params: list[tuple[float, float, float, float]]
-    ) -> None:
+    def __init__(self, weights: list[float], parts: list[list[Part]]) -> None:
         total = sum(weights)
         self.weights = [w / total for w in weights]
-        self.params = params
+        self.parts = parts  # per cell: (share, (a0, b0, a1, b1)) per clean-prior component
         # runs -> (per-cell pmfs and entropies on each side, and their weighted prefix sums)
         self._tables: dict[
             int,
@@ -44,8 +45,9 @@ class Predictive:
     def symptom_probability(self, sides: list[float]) -> float:
         """P(one run at the revision shows the symptom): each cell's rate on its side."""
         return sum(
-            w * (s * a1 / (a1 + b1) + (1.0 - s) * a0 / (a0 + b0))
-            for w, s, (a0, b0, a1, b1) in zip(self.weights, sides, self.params, strict=True)
+            w * r * (s * a1 / (a1 + b1) + (1.0 - s) * a0 / (a0 + b0))
+            for w, s, cell in zip(self.weights, sides, self.parts, strict=True)
+            for r, (a0, b0, a1, b1) in cell
         )
 
     def _table(
@@ -57,9 +59,14 @@ class Predictive:
         if table is None:
             pmfs: list[list[list[float]]] = [[], []]  # side -> cell -> pmf
             ents: list[list[float]] = [[], []]
-            for a0, b0, a1, b1 in self.params:
-                for side, (a, b) in enumerate(((a0, b0), (a1, b1))):
-                    pmf = _beta_binomial(runs, a, b)
+            for cell in self.parts:
+                for side in (0, 1):
+                    pmf = [0.0] * (runs + 1)
+                    for r, params in cell:
+                        a, b = params[2 * side : 2 * side + 2]
+                        pmf = [
+                            v + r * q for v, q in zip(pmf, _beta_binomial(runs, a, b), strict=True)
+                        ]
                     pmfs[side].append(pmf)
                     ents[side].append(-sum(q * math.log2(q) for q in pmf if q > 0.0))
             pre: list[list[list[float]]] = [[], []]  # side -> k -> sum over cells < k of w·pmf
