@@ -45,6 +45,15 @@ def _store(tmp_path: Path, source: Path, name: str) -> tuple[Path, int]:
     return tmp_path / name / source.name, stored.added
 
 
+def _old_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, says: str) -> None:
+    """`name` on PATH is an older tool that says `says` and fails (as one without zstd)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / name).write_text(f"#!/bin/sh\necho '{says}' >&2\nexit 1\n")
+    (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+
+
 def test_the_elf_reader_counts_uncompressed_debug_sections(tmp_path: Path) -> None:
     program = _program(tmp_path / "src")
     assert debug_sections.uncompressed_debug_bytes(str(program)) > 0
@@ -92,28 +101,19 @@ def test_the_same_binary_is_stored_once(tmp_path: Path) -> None:
 def test_without_a_working_objcopy_the_binary_is_kept_as_it_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    old = tools / "objcopy"  # as binutils before zstd: an unknown choice
-    old.write_text("#!/bin/sh\necho 'objcopy: unknown compression type zstd' >&2\nexit 1\n")
-    old.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    # as binutils before zstd: an unknown choice
+    _old_tool(tmp_path, monkeypatch, "objcopy", "objcopy: unknown compression type zstd")
     program = _program(tmp_path / "src")
     kept, _ = _store(tmp_path, program, "tree")
     assert kept.read_bytes() == program.read_bytes()
-    assert debug_sections._works == {"objcopy": False}  # asked once, not per file
+    assert debug_sections._works == {"objcopy": False}  # remembered: not tried per file
 
 
 @needs_objcopy
 def test_a_gdb_that_cannot_read_them_turns_compression_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    old = tools / "gdb"  # as a gdb built without zstd reports it
-    old.write_text("#!/bin/sh\necho 'No symbol table is loaded.'\nexit 1\n")
-    old.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    _old_tool(tmp_path, monkeypatch, "gdb", "No symbol table is loaded.")  # without zstd
     program = _program(tmp_path / "src")
     kept, _ = _store(tmp_path, program, "tree")
     assert kept.read_bytes() == program.read_bytes()
