@@ -176,7 +176,10 @@ class HuntLoop:
 
     def _visit(self, request: SearchRequest, commit: Commit) -> tuple[Step, bool]:
         index, runs = request.index, request.runs
-        self.progress.activity("checkout and build")
+        again = any(v.commit.sha == commit.sha for v in self.visits)
+        # A revisit takes its build from the cache: say so, not "build" (noisy searches
+        # come back to a revision for more runs often).
+        self.progress.activity("more runs, built already" if again else "checkout and build")
         built = self._build(commit.sha)
         if not built.ok or built.interpreter is None:
             if index in (OLD_END, self.hunt.graph.new_end):

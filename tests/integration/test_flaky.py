@@ -51,6 +51,13 @@ def test_flaky_regression_is_found_with_its_confidence(
     steps = {s["sha"]: s for s in data["steps"]}
     assert len(steps) == len(data["steps"])  # one step per revision, visits summed
     assert sum(s["runs"] for s in data["steps"]) == data["runs"]
+    # Progress says "checkout and build" once per revision, "more runs" when it comes back.
+    for sha in steps:
+        said = re.findall(rf"{sha[:10]}: (checkout and build|more runs, built already)",
+                          result.stderr)  # fmt: skip
+        assert said[0] == "checkout and build"
+        assert said.count("checkout and build") == 1
+    assert "more runs, built already" in result.stderr  # (a flaky hunt comes back)
     assert "posterior |" in result.stdout
     # auto checks the one-sided answer without assuming a silent good side, and says
     # that the good side was silent all the same
