@@ -37,6 +37,7 @@ from finbisect.build.cache import RECENT_USE_SECONDS, BuildCache, split_cache_si
 from finbisect.build.config import BuildConfig
 from finbisect.cluster.artifact import pack, unpack
 from finbisect.cluster.jobs import BuildJob, Built, Bundle, History, HistoryVia, Ran, RunJob
+from finbisect.cluster.worker_logs import prune_hunt_logs
 from finbisect.errors import FinbisectError, MachineError
 from finbisect.repo import git as gitcmd
 from finbisect.repo.gitrepo import UserRepo, Workspace, locked_workspace
@@ -77,6 +78,7 @@ class _Home:
     bundles: set[str]
     build_lock: threading.Lock
     store_lock: threading.Lock
+    hunts: set[str]  # the hunts this process ran for (old ones' logs pruned at the first run)
 
     @property
     def source(self) -> Path:
@@ -113,7 +115,7 @@ def _home() -> _Home:
             _HOME = _Home(
                 slot=slot, cache=BuildCache(root / "builds"), workspace=workspace,
                 lock_file=lock_file, stack=stack, builders={}, bundles=set(),
-                build_lock=threading.Lock(), store_lock=threading.Lock(),
+                build_lock=threading.Lock(), store_lock=threading.Lock(), hunts=set(),
             )  # fmt: skip
         return _HOME
 
@@ -261,6 +263,10 @@ def run(job: RunJob, built: Built) -> Ran:
         return Ran(worker=worker, outcomes=(), seconds=0.0, refused=reason)
     logs = home.slot / "logs" / job.hunt
     logs.mkdir(parents=True, exist_ok=True)
+    with home.store_lock:
+        if job.hunt not in home.hunts:
+            home.hunts.add(job.hunt)
+            prune_hunt_logs(home.slot, split_cache_size(job.cache_size).logs, job.hunt)
     probe = Probe(
         ProbeConfig(
             repro=repro,

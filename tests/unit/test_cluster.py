@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from finbisect.build.cache import BuildCache
 from finbisect.cluster.artifact import pack, unpack
 from finbisect.cluster.executor import _chunks
+from finbisect.cluster.worker_logs import prune_hunt_logs
 from finbisect.models import Commit, HuntKind, Outcome, OutcomeKind, Result, RunClass, Step, Verdict
 
 
@@ -93,3 +95,24 @@ def test_workers_in_the_json_and_older_documents_still_read() -> None:
         {"address": "tcp://a:1", "builds": 0, "runs": 2},
         {"address": "tcp://b:2", "builds": 1, "runs": 1},
     ]
+
+
+def test_a_workers_old_hunt_logs_go_oldest_first_within_the_logs_share(tmp_path: Path) -> None:
+    slot = tmp_path / "slot-0"
+    old = 3 * 3600  # seconds ago: not written in the last hour
+    for age, hunt in enumerate(["h-current", "h-oldest", "h-older", "h-old", "h-recent"]):
+        logs, repros = slot / "logs" / hunt, slot / "repros" / hunt
+        logs.mkdir(parents=True)
+        repros.mkdir(parents=True)
+        (logs / "run-1.log").write_bytes(b"x" * 40_000)
+        (repros / "repro.py").write_text("pass\n")
+        seconds_ago = {"h-current": 9 * old, "h-recent": 60}.get(hunt, (5 - age) * old)
+        then = time.time() - seconds_ago
+        os.utime(logs, (then, then))
+    # Room for about three hunts' logs: the two oldest but the current hunt go.
+    assert prune_hunt_logs(slot, limit=3 * 45_000, current="h-current") == 2
+    left = sorted(p.name for p in (slot / "logs").iterdir())
+    assert left == ["h-current", "h-old", "h-recent"]
+    assert sorted(p.name for p in (slot / "repros").iterdir()) == left
+    assert prune_hunt_logs(slot, limit=0, current="h-current") == 1  # h-recent is spared
+    assert prune_hunt_logs(tmp_path / "no-slot", limit=0, current="x") == 0
