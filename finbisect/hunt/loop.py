@@ -24,7 +24,7 @@ from finbisect.hunt.state import HuntState, SavedVisit
 from finbisect.hunt.steps import build_reason, merge_visits
 from finbisect.models import Commit, Result, RunClass, Step, Verdict
 from finbisect.repo.gitrepo import Hunt, Workspace
-from finbisect.search.strategy import OLD_END, AnswerStatus, Search, SearchRequest
+from finbisect.search.strategy import OLD_END, AnswerStatus, Search, SearchRequest, VisitCost
 
 __all__ = ["HuntLoop"]
 
@@ -208,14 +208,14 @@ class HuntLoop:
     def _record(self, index: int, visit: Step, *, compiled: bool) -> None:
         """Tell the search what a visit showed; refuse bad endpoints."""
         symptom_runs = [o for o in visit.outcomes if o.run_class is RunClass.SYMPTOM]
-        self.search.record_costs(
-            index,
+        cost = VisitCost(
             build_seconds=visit.build_seconds if compiled else None,
             run_seconds=visit.run_seconds,
             runs=visit.runs,
             symptom_runs=len(symptom_runs),
             symptom_seconds=sum(o.duration for o in symptom_runs),
         )
+        self.search.record_costs(index, cost)
         is_endpoint = index in (OLD_END, self.hunt.graph.new_end)
         if visit.verdict is Verdict.SKIP:
             if is_endpoint:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from finbisect.search.strategy import Costs
+from finbisect.search.strategy import Costs, VisitCost
 
 __all__ = ["CostHooks"]
 
@@ -27,26 +27,18 @@ class CostHooks:
         self._run_totals = (0.0, 0)
         self._symptom_totals = (0.0, 0)
 
-    def record_costs(
-        self,
-        index: int,
-        *,
-        build_seconds: float | None,
-        run_seconds: float,
-        runs: int,
-        symptom_runs: int = 0,
-        symptom_seconds: float = 0.0,
-    ) -> None:
-        """A visit's measured costs: a fresh build's seconds (None if cached), total run
-        time, and how many of the runs showed the symptom, in how many seconds."""
+    def record_costs(self, index: int, cost: VisitCost) -> None:
+        """A visit's measured costs."""
         self._built.add(index)
-        if build_seconds is not None:
-            self._build_totals = _add(self._build_totals, build_seconds, 1)
+        if cost.build_seconds is not None:
+            self._build_totals = _add(self._build_totals, cost.build_seconds, 1)
             self.build_seconds = self._build_totals[0] / self._build_totals[1]
-        if runs > 0:
-            self._run_totals = _add(self._run_totals, run_seconds, runs)
+        if cost.runs > 0:
+            self._run_totals = _add(self._run_totals, cost.run_seconds, cost.runs)
             self.run_seconds = self._run_totals[0] / self._run_totals[1]
-            self._symptom_totals = _add(self._symptom_totals, symptom_seconds, symptom_runs)
+            self._symptom_totals = _add(
+                self._symptom_totals, cost.symptom_seconds, cost.symptom_runs
+            )
 
     def run_costs(self) -> tuple[float, float]:
         """(seconds of a run that shows the symptom, of one that does not); the mean of

@@ -43,6 +43,7 @@ from finbisect.search.strategy import (
     Costs,
     SearchRequest,
     SearchSummary,
+    VisitCost,
 )
 
 __all__ = [
@@ -242,21 +243,9 @@ class AutoBisection:
     def steps_left(self) -> int:
         return self.inner.steps_left()
 
-    def record_costs(
-        self,
-        index: int,
-        *,
-        build_seconds: float | None,
-        run_seconds: float,
-        runs: int,
-        symptom_runs: int = 0,
-        symptom_seconds: float = 0.0,
-    ) -> None:
+    def record_costs(self, index: int, cost: VisitCost) -> None:
         self._built.add(index)
-        self.inner.record_costs(
-            index, build_seconds=build_seconds, run_seconds=run_seconds, runs=runs,
-            symptom_runs=symptom_runs, symptom_seconds=symptom_seconds,
-        )  # fmt: skip
+        self.inner.record_costs(index, cost)
 
     def mark_built(self, indices: Iterable[int]) -> None:
         indices = list(indices)

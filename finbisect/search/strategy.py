@@ -34,6 +34,7 @@ __all__ = [
     "Search",
     "SearchRequest",
     "SearchSummary",
+    "VisitCost",
     "ambiguity_groups",
     "bits",
 ]
@@ -112,6 +113,19 @@ class Costs:
     visit_seconds: float = 1.0  # the fixed overhead of any visit (checkout, start-up)
 
 
+@dataclass(frozen=True, kw_only=True)
+class VisitCost:
+    """What one visit cost, measured (Search.record_costs): a fresh build's seconds (None
+    when nothing was compiled), the total run time, and how many of the runs showed the
+    symptom, in how many of those seconds (a hung run waits, a clean one exits)."""
+
+    build_seconds: float | None
+    run_seconds: float
+    runs: int
+    symptom_runs: int = 0
+    symptom_seconds: float = 0.0
+
+
 @dataclass(frozen=True)
 class SearchRequest:
     index: int  # candidate index, or OLD_END
@@ -172,19 +186,8 @@ class Search(Protocol):
     def steps_left(self) -> int:
         """A rough estimate of visits still needed (for progress)."""
 
-    def record_costs(
-        self,
-        index: int,
-        *,
-        build_seconds: float | None,
-        run_seconds: float,
-        runs: int,
-        symptom_runs: int = 0,
-        symptom_seconds: float = 0.0,
-    ) -> None:
-        """A visit's measured costs (build_seconds None: no compilation was needed); of its
-        `runs` in `run_seconds`, `symptom_runs` showed the symptom, in `symptom_seconds` (a
-        hung run may take far longer than a clean one)."""
+    def record_costs(self, index: int, cost: VisitCost) -> None:
+        """What a visit to `index` cost (searches that weigh costs learn from it)."""
 
     def mark_built(self, indices: Iterable[int]) -> None:
         """Revisions whose interpreter is already built: visiting them costs no build."""
@@ -281,16 +284,7 @@ class ClassicBisection:
     def steps_left(self) -> int:
         return len(self._pending_ends) + max(0, (self._possible.bit_count() - 1).bit_length())
 
-    def record_costs(
-        self,
-        index: int,
-        *,
-        build_seconds: float | None,
-        run_seconds: float,
-        runs: int,
-        symptom_runs: int = 0,
-        symptom_seconds: float = 0.0,
-    ) -> None:
+    def record_costs(self, index: int, cost: VisitCost) -> None:
         pass  # git bisect's choice does not depend on costs
 
     def mark_built(self, indices: Iterable[int]) -> None:

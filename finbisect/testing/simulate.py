@@ -24,6 +24,7 @@ from finbisect.search.strategy import (
     Costs,
     Search,
     SearchRequest,
+    VisitCost,
 )
 
 __all__ = [
@@ -228,9 +229,8 @@ def simulate_rounds(
             )
             search.record(request.index, symptoms=symptoms, clean=made - symptoms)
             build = costs.build_seconds if fresh else None
-            search.record_costs(
-                request.index, build_seconds=build, run_seconds=made * costs.run_seconds, runs=made
-            )
+            cost = VisitCost(build_seconds=build, run_seconds=made * costs.run_seconds, runs=made)
+            search.record_costs(request.index, cost)
     return RoundStats(
         result=Concluded.of(search.answer(), culprit),
         rounds=rounds,

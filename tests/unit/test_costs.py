@@ -7,14 +7,17 @@ import pytest
 from finbisect.search.costs import CostHooks
 from finbisect.search.noisy import NoisyBisection
 from finbisect.search.rate_change import RateChangeBisection
-from finbisect.search.strategy import OLD_END, CandidateGraph, Costs
+from finbisect.search.strategy import OLD_END, CandidateGraph, Costs, VisitCost
 
 
 def test_symptom_and_clean_runs_are_timed_apart() -> None:
     costs = CostHooks(Costs(build_seconds=300.0, run_seconds=5.0))
     assert costs.run_costs() == (5.0, 5.0)  # the defaults until measured
-    costs.record_costs(0, build_seconds=None, run_seconds=3 * 60.0 + 2 * 0.5, runs=5,
-                 symptom_runs=3, symptom_seconds=3 * 60.0)  # fmt: skip
+    three_hung = VisitCost(
+        build_seconds=None, run_seconds=3 * 60.0 + 2 * 0.5, runs=5,
+        symptom_runs=3, symptom_seconds=3 * 60.0,
+    )  # fmt: skip
+    costs.record_costs(0, three_hung)
     assert costs.run_costs() == pytest.approx((60.0, 0.5))
     assert costs.run_seconds == pytest.approx(36.2)
     assert costs.build_seconds == 300.0
@@ -22,10 +25,11 @@ def test_symptom_and_clean_runs_are_timed_apart() -> None:
 
 def test_a_kind_not_measured_yet_costs_the_mean_run() -> None:
     costs = CostHooks(Costs())
-    costs.record_costs(0, build_seconds=10.0, run_seconds=4.0, runs=2)
+    costs.record_costs(0, VisitCost(build_seconds=10.0, run_seconds=4.0, runs=2))
     assert costs.run_costs() == (2.0, 2.0)
     costs.record_costs(
-        0, build_seconds=None, run_seconds=6.0, runs=2, symptom_runs=2, symptom_seconds=6.0
+        0,
+        VisitCost(build_seconds=None, run_seconds=6.0, runs=2, symptom_runs=2, symptom_seconds=6.0),
     )
     assert costs.run_costs() == (3.0, 2.0)
     assert costs.build_seconds == 10.0
@@ -51,10 +55,13 @@ def test_dear_symptom_runs_steer_the_search_to_probably_clean_revisions(
         )
         search.mark_built(range(64))
         search.record(63, symptoms=6, clean=0)
-        search.record_costs(63, build_seconds=None, run_seconds=6 * symptom_seconds, runs=6,
-                            symptom_runs=6, symptom_seconds=6 * symptom_seconds)  # fmt: skip
+        all_symptoms = VisitCost(
+            build_seconds=None, run_seconds=6 * symptom_seconds, runs=6,
+            symptom_runs=6, symptom_seconds=6 * symptom_seconds,
+        )  # fmt: skip
+        search.record_costs(63, all_symptoms)
         search.record(OLD_END, symptoms=0, clean=6)
-        search.record_costs(OLD_END, build_seconds=None, run_seconds=6 * 0.2, runs=6)
+        search.record_costs(OLD_END, VisitCost(build_seconds=None, run_seconds=6 * 0.2, runs=6))
         request = search.next_request()
         assert request is not None
         chosen[symptom_seconds] = _bug_mass(search, request.index)

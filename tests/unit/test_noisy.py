@@ -17,6 +17,7 @@ from finbisect.search.strategy import (
     CandidateGraph,
     ClassicBisection,
     Costs,
+    VisitCost,
 )
 from finbisect.testing.simulate import noisy_factory, simulate_hunt, simulate_many
 
@@ -244,9 +245,9 @@ def test_p_estimate_and_posterior() -> None:
 
 def test_measured_costs_are_running_means() -> None:
     search = NoisyBisection(CandidateGraph.linear(8), bug_is_new=True)
-    search.record_costs(7, build_seconds=100.0, run_seconds=30.0, runs=3)
-    search.record_costs(3, build_seconds=200.0, run_seconds=10.0, runs=1)
-    search.record_costs(3, build_seconds=None, run_seconds=10.0, runs=4)
+    search.record_costs(7, VisitCost(build_seconds=100.0, run_seconds=30.0, runs=3))
+    search.record_costs(3, VisitCost(build_seconds=200.0, run_seconds=10.0, runs=1))
+    search.record_costs(3, VisitCost(build_seconds=None, run_seconds=10.0, runs=4))
     assert search.build_seconds == 150.0
     assert search.run_seconds == 50.0 / 8
 
