@@ -150,9 +150,9 @@ class ObjectStore:
         known = self._compacted.get(digest)
         if known is not None:
             kept, size = known
-            stored = self.object_path(kept, executable=executable)
+            stored = self._object(kept, executable=executable)
             with contextlib.suppress(OSError):
-                if stored.stat().st_size == size:
+                if os.stat(stored).st_size == size:
                     os.link(stored, out)
                     return kept, 0
         if not debug_sections.compact(path, out):
@@ -160,25 +160,8 @@ class ObjectStore:
         os.chmod(out, _EXECUTABLE if executable else _READ_ONLY)
         kept, size = _sha256(out), os.stat(out).st_size
         self._compacted[digest] = (kept, size)
-        return kept, self._adopt(out, self.object_path(kept, executable=executable))
-
-    def _adopt(self, out: str, stored: Path) -> int:
-        """The new file `out` becomes the object `stored`, or a link to it if that exists
-        already; the bytes added."""
-        try:
-            if stored.stat().st_size == os.stat(out).st_size:
-                os.link(stored, out + ".link")  # then in one step: `out` is never missing
-                os.replace(out + ".link", out)
-                return 0
-            stored.unlink()  # damaged: replaced below
-        except FileNotFoundError:
-            pass
-        except OSError:  # too many links, no hard links here: the tree keeps its copy
-            return os.stat(out).st_blocks * 512
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):  # (as in _link: then the tree keeps its copy)
-            os.link(out, stored)
-        return os.stat(out).st_blocks * 512
+        stored = self._object(kept, executable=executable)
+        return kept, self._link(out, out, stored, size=size, written=True)
 
     def _digest(self, path: str, info: os.stat_result) -> str:
         key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
@@ -192,20 +175,24 @@ class ObjectStore:
             self._hashed[path] = (key, digest)
         return digest
 
-    def _link(self, path: str, out: str, stored: str, *, size: int) -> int:
-        """`out` becomes a link to the object `stored`, created from `path` if new;
-        the bytes it added."""
+    def _link(self, path: str, out: str, stored: str, *, size: int, written: bool = False) -> int:
+        """`out` becomes a link to the object `stored`, created from `path` if new (from
+        `out` itself when `written`: a file just made there); the bytes it added."""
         executable = stored.endswith(".x")
         try:
             if os.stat(stored).st_size == size:
-                os.link(stored, out)
+                if written:  # replaced in one step: `out` is never missing
+                    os.link(stored, out + ".link")
+                    os.replace(out + ".link", out)
+                else:
+                    os.link(stored, out)
                 return 0
             os.unlink(stored)  # damaged (its size is not its content's): replaced below
         except FileNotFoundError:
             pass
         except OSError:  # too many links (65000 on ext4), no hard links here: a copy
-            return _copy(path, out, executable=executable)
-        added = _copy(path, out, executable=executable)
+            return _blocks(out) if written else _copy(path, out, executable=executable)
+        added = _blocks(out) if written else _copy(path, out, executable=executable)
         os.makedirs(os.path.dirname(stored), exist_ok=True)
         # A concurrent store may have created it first, or the file system has no hard
         # links: then this tree keeps its own copy (its link count says it is its own).
@@ -306,7 +293,12 @@ def _copy(path: str, out: str, *, executable: bool) -> int:
     """A read-only copy of `path` at `out`; its bytes on disk."""
     shutil.copyfile(path, out)
     os.chmod(out, _EXECUTABLE if executable else _READ_ONLY)
-    return os.stat(out).st_blocks * 512
+    return _blocks(out)
+
+
+def _blocks(path: str) -> int:
+    """Bytes on disk of the file `path`."""
+    return os.stat(path).st_blocks * 512
 
 
 def _file_inside(link: str, tree: Path) -> str | None:
