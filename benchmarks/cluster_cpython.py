@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from build_speed import finbisect, say
-from hang_speed import deadlock_hunt
+from hang_speed import add_hunt_arguments, deadlock_hunt
 from inject_history import git
 
 from finbisect.build.cache import BuildCache, disk_usage
@@ -161,17 +161,12 @@ def worker_figures(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--history", type=Path, default=Path("/work/hist/py39"))
-    parser.add_argument("--position", type=int, default=18, help="inject after this commit")
+    add_hunt_arguments(parser)  # hang_speed's: --history, --position, -j, --workdir, ...
+    parser.set_defaults(history=Path("/work/hist/py39"))
     parser.add_argument("--before", type=int, default=6, help="good = this many before it")
     parser.add_argument("--after", type=int, default=7, help="bad = this many after it")
     parser.add_argument("--percent", type=int, default=50, help="runs that hang, percent")
     parser.add_argument("--port", type=int, default=8791, help="the scheduler's (and +1, +2)")
-    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--workdir", type=Path, help="keep clones, caches and logs here")
-    parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--finbisect-arg", action="append", default=[],
-                        help="extra `finbisect run` argument, both hunts (repeatable)")  # fmt: skip
     args = parser.parse_args()
 
     work = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="ccpy-"))
