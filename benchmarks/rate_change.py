@@ -13,7 +13,7 @@ for every method, which all get the same run budget and confidence:
   build B s / run R s / visit V s (it trades runs against builds; with
   `--build-seconds 0 --visit-seconds 0` it minimises runs, as git_bayesect does).
   `--clean-prior A,B`: a Beta(A, B) prior on the clean side's rate instead of
-  the default Beta(1, 1) (A may be a fraction, e.g. 0.75); `adaptive`:
+  the default Beta(1/2, 1) (A may be a fraction, e.g. 0.75); `adaptive`:
   RatePrior.adaptive(), a mixture of Beta(1, b) the runs weigh.
   `--rates` and `--finbisect-only` make quick studies of a few cells (the
   same seeds per cell as the full grid).
@@ -80,7 +80,7 @@ class Task:
     build_seconds: float
     run_seconds: float
     visit_seconds: float = 1.0
-    clean_prior: str = "1,1"  # "A,B": one Beta, or "adaptive"
+    clean_prior: str = "default"  # "A,B": one Beta, "adaptive", or RatePrior()'s
 
 
 def _costs(task: Task) -> Costs:
@@ -92,6 +92,8 @@ def _costs(task: Task) -> Costs:
 
 
 def prior_of(spec: str) -> RatePrior:
+    if spec == "default":
+        return RatePrior()
     if spec == "adaptive":
         return RatePrior.adaptive()
     a, b = (float(v) for v in spec.split(","))
@@ -318,8 +320,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every row here")
     parser.add_argument(
         "--clean-prior",
-        default="1,1",
-        help="finbisect's prior on the clean side's rate: A,B (one Beta, default 1,1) or adaptive",
+        default="default",
+        help="finbisect's prior on the clean side's rate: A,B (one Beta; the default is "
+        "RatePrior()'s, Beta(1/2, 1)) or adaptive",
     )
     parser.add_argument(
         "--rates",

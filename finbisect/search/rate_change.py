@@ -5,8 +5,9 @@ shows the symptom. A finalization race breaks that: it was always there at
 1 run in 50, and one commit made it 1 in 3. Here both rates are unknown:
 runs on the clean side show the symptom with p_clean, on the bug side with
 p_bug > p_clean, and both are integrated out of the posterior over the
-culprit exactly (rate_posterior.py), uniform priors unless `prior` says
-otherwise. Regression: p_before = p_clean; fix: p_before = p_bug.
+culprit exactly (rate_posterior.py), RatePrior()'s priors unless `prior`
+says otherwise (the clean rate's leans to 0, the bug rate's is uniform).
+Regression: p_before = p_clean; fix: p_before = p_bug.
 
 Phases (all requested by `next_request`):
 
@@ -95,7 +96,7 @@ class RateChangeBisection(NoisyBisection):
     Same Search protocol, cost hooks (`costs`, `record_costs`, `mark_built`)
     and reporting (`posterior`) as NoisyBisection, plus `rates()`. `max_runs`
     counts every recorded run, the ends' included. `prior` defaults to
-    uniform on both rates (RatePrior.adaptive() is an option: benchmarks/README.md).
+    RatePrior() (RatePrior.adaptive() is an option: benchmarks/README.md).
     """
 
     def __init__(
@@ -281,8 +282,9 @@ class RateChangeBisection(NoisyBisection):
         return min(post.each(best), self._model.robust_mass(post, best))
 
     def _inseparable(self, post: Snapshot) -> bool:
-        """Even at the most favourable plausible rates, the whole budget could not find it."""
-        (a0, b0), (a1, b1) = self._rate_betas(post)
+        """Even at the most favourable plausible rates, the whole budget could not find it.
+        Plausible by the runs: the clean rate's quantile is not lowered by its prior's lean."""
+        (a0, b0), (a1, b1) = self._rate_betas(post, trust_clean_prior=False)
         p_clean = beta_quantile(0.05, a0, b0)
         p_bug = beta_quantile(0.95, a1, b1)
         if p_bug <= p_clean:
@@ -297,15 +299,23 @@ class RateChangeBisection(NoisyBisection):
         )
 
     # -- choosing the next visit ---------------------------------------------------------
-    def _rate_betas(self, post: Snapshot) -> tuple[tuple[float, float], tuple[float, float]]:
-        """Each rate's posterior (c out, the constraint ignored) as one moment-matched Beta."""
+    def _rate_betas(
+        self, post: Snapshot, *, trust_clean_prior: bool = True
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Each rate's posterior (c out, the constraint ignored) as one moment-matched Beta;
+        without `trust_clean_prior`, the clean rate's under a uniform prior instead of its own."""
+        priors = self._model.prior.components()
         out = []
         for side in (0, 1):
             parts = []
             for cell, w in zip(post.cells, post.probs, strict=True):
                 if w >= _MIN_MASS:
-                    for r, (a0, b0, a1, b1) in self._model.parts(cell):
-                        parts.append((w * r, a1, b1) if side else (w * r, a0, b0))
+                    for (r, (a0, b0, a1, b1)), (_, a, b) in zip(
+                        self._model.parts(cell), priors, strict=True
+                    ):
+                        shift = (0.0, 0.0) if trust_clean_prior else (1.0 - a, 1.0 - b)
+                        clean = (a0 + shift[0], b0 + shift[1])
+                        parts.append((w * r, a1, b1) if side else (w * r, *clean))
             total = sum(w for w, _, _ in parts)
             mean = sum(w * a / (a + b) for w, a, b in parts) / total
             second = sum(w * a * (a + 1) / ((a + b) * (a + b + 1)) for w, a, b in parts) / total

@@ -327,16 +327,27 @@ def test_budget_spent_lists_candidates_with_probabilities() -> None:
 
 
 def test_equal_rates_are_reported_inseparable() -> None:
-    """No change at all (0.3 everywhere): the hunt says so instead of naming a commit: the
-    good end shows the symptom as often as the bad one."""
-    search = hunt(CandidateGraph.linear(64), 30, 0.3, 0.3, seed=5, max_runs=600)
-    answer = search.answer()
-    assert answer.status in (AnswerStatus.RATES_INSEPARABLE, AnswerStatus.OLD_END_SHOWS_BUG_SIDE)
-    assert answer.culprit is None
-    (_, b_low, b_high), (_, a_low, a_high) = search.rates()
-    assert b_low < 0.3 < b_high
-    assert a_low < 0.3 < a_high
-    assert search.runs_recorded < 600  # hopeless before the budget is spent
+    """No change at all (0.3 everywhere): the hunts say so instead of naming a commit (the
+    good end shows the symptom as often as the bad one, or the rates cannot be told apart),
+    most of them long before the budget is spent. Ten seeded hunts: which ones burn the
+    budget depends on the draws."""
+    answers, stopped, before, after = [], 0, 0, 0
+    for seed in range(10):
+        search = hunt(CandidateGraph.linear(64), 30, 0.3, 0.3, seed=seed, max_runs=600)
+        answer = search.answer()
+        answers.append(answer)
+        stopped += search.runs_recorded < 600 and answer.status in (
+            AnswerStatus.RATES_INSEPARABLE,
+            AnswerStatus.OLD_END_SHOWS_BUG_SIDE,
+        )
+        (_, b_low, b_high), (_, a_low, a_high) = search.rates()
+        before += b_low < 0.3 < b_high
+        after += a_low < 0.3 < a_high
+    assert all(a.culprit is None for a in answers)
+    assert all(a.status is not AnswerStatus.FOUND for a in answers)
+    assert stopped >= 7
+    assert before >= 7  # 90% intervals
+    assert after >= 7
 
 
 def test_ends_that_show_the_symptom_alike_do_not_bracket_a_change() -> None:
@@ -346,10 +357,14 @@ def test_ends_that_show_the_symptom_alike_do_not_bracket_a_change() -> None:
 
 
 def test_a_small_change_with_a_small_budget_is_inseparable() -> None:
-    # Whether 300 runs leave 0.2 -> 0.25 plausibly separable depends on the draws: seed 0
-    # ends inseparable under both a Beta(1, 1) and a Beta(3/4, 1) clean prior.
-    search = hunt(CandidateGraph.linear(1024), 500, 0.2, 0.25, seed=0, max_runs=300)
-    assert search.answer().status is AnswerStatus.RATES_INSEPARABLE
+    # Whether 300 runs leave 0.2 -> 0.25 plausibly separable depends on the draws: of six
+    # seeded hunts, none names a commit and at least half say the rates are too close.
+    statuses = [
+        hunt(CandidateGraph.linear(1024), 500, 0.2, 0.25, seed=seed, max_runs=300).answer().status
+        for seed in range(6)
+    ]
+    assert AnswerStatus.FOUND not in statuses
+    assert statuses.count(AnswerStatus.RATES_INSEPARABLE) >= 3
 
 
 # -- seeding and switching --------------------------------------------------------------
