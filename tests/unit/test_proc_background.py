@@ -42,6 +42,9 @@ def test_outside_the_block_children_keep_our_priority(tmp_path: Path) -> None:
 
 
 def test_only_the_thread_in_the_block_is_in_the_background(tmp_path: Path) -> None:
+    ours = os.nice(0)
+    if ours >= 19:
+        pytest.skip("the tests run at the lowest priority already: nothing to tell apart")
     results: list[proc.ProcResult] = []
     inside = threading.Event()
     done = threading.Event()
@@ -59,7 +62,7 @@ def test_only_the_thread_in_the_block_is_in_the_background(tmp_path: Path) -> No
     finally:
         done.set()
         thread.join()
-    assert "niceness 19" not in results[0].output
+    assert f"niceness {ours}" in results[0].output  # ours, whatever the suite runs at
 
 
 def test_cancel_kills_the_child_and_interrupts_only_that_thread(tmp_path: Path) -> None:
