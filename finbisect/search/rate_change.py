@@ -302,27 +302,9 @@ class RateChangeBisection(NoisyBisection):
     def _rate_betas(
         self, post: Snapshot, *, trust_clean_prior: bool = True
     ) -> tuple[tuple[float, float], tuple[float, float]]:
-        """Each rate's posterior (c out, the constraint ignored) as one moment-matched Beta;
-        without `trust_clean_prior`, the clean rate's under a uniform prior instead of its own."""
-        priors = self._model.prior.components()
-        out = []
-        for side in (0, 1):
-            parts = []
-            for cell, w in zip(post.cells, post.probs, strict=True):
-                if w >= _MIN_MASS:
-                    for (r, (a0, b0, a1, b1)), (_, a, b) in zip(
-                        self._model.parts(cell), priors, strict=True
-                    ):
-                        shift = (0.0, 0.0) if trust_clean_prior else (1.0 - a, 1.0 - b)
-                        clean = (a0 + shift[0], b0 + shift[1])
-                        parts.append((w * r, a1, b1) if side else (w * r, *clean))
-            total = sum(w for w, _, _ in parts)
-            mean = sum(w * a / (a + b) for w, a, b in parts) / total
-            second = sum(w * a * (a + 1) / ((a + b) * (a + b + 1)) for w, a, b in parts) / total
-            var = max(second - mean * mean, 1e-15)
-            size = max(mean * (1.0 - mean) / var - 1.0, 1e-3)
-            out.append((max(mean * size, 1e-3), max((1.0 - mean) * size, 1e-3)))
-        return out[0], out[1]
+        return self._model.moment_betas(
+            post, min_mass=_MIN_MASS, trust_clean_prior=trust_clean_prior
+        )
 
     def _plan(self) -> SearchRequest | None:
         post = self._model.snapshot()

@@ -27,10 +27,11 @@ out, so cells are only ever split, never dropped.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from finbisect.search.posterior import Cell, CellPosterior, Snapshot
+from finbisect.search.rate_quadrature import RateSummary, summarise_marginals
 from finbisect.search.stats import beta_quantile, binary_entropy, log_beta
 from finbisect.search.strategy import CandidateGraph
 
@@ -46,7 +47,6 @@ __all__ = [
 
 _LOG_RESCALE = 575.0  # rescale partial sums past e^575 (floats overflow near e^709)
 _ROBUST_TAIL = 0.1  # robust_mass: each rate at this quantile on the pessimistic side
-_GRID = 2000  # rate_summary's quadrature points on [0, 1]
 _ADAPTIVE_B = (1, 4, 16, 64)  # RatePrior.adaptive: Beta(1, b) components of the clean rate
 
 
@@ -95,15 +95,6 @@ class RatePrior:
     def adaptive(cls) -> RatePrior:
         """Clean rate ~ an equal mixture of Beta(1, b), b = 1, 4, 16, 64 (means 1/2 .. 1/65)."""
         return cls(clean_mixture=tuple((1.0, 1.0, float(b)) for b in _ADAPTIVE_B))
-
-
-@dataclass(frozen=True, kw_only=True)
-class RateSummary:
-    """A rate's posterior mean and 90% interval (5% and 95% quantiles)."""
-
-    estimate: float
-    low: float
-    high: float
 
 
 # -- closed forms ----------------------------------------------------------------------
@@ -313,9 +304,7 @@ class RatePosterior(CellPosterior):
         prior: a prior leaning to 0 is what this check must not trust.
         """
         cell = post.cells[best]
-        p0 = beta_quantile(
-            1.0 - _ROBUST_TAIL, 1.0 + self.symptoms - cell.symptoms, 1.0 + self.clean - cell.clean
-        )
+        p0 = beta_quantile(1.0 - _ROBUST_TAIL, *self._clean_by_runs(cell))
         p1 = beta_quantile(_ROBUST_TAIL, *self.parts(cell)[0][1][2:])
         if p0 >= p1:
             return 0.0
@@ -329,76 +318,46 @@ class RatePosterior(CellPosterior):
         weights = [math.exp(w - top) for w in logs]
         return weights[best] / post.cells[best].size / sum(weights)
 
-    def rate_summary(self, *, min_mass: float = 1e-6) -> tuple[RateSummary, RateSummary]:
-        """(clean side, bug side): posterior means and 90% intervals, c and the other rate out.
+    def _clean_by_runs(self, cell: Cell) -> tuple[float, float]:
+        """The clean rate's Beta posterior under `cell`'s culprit from a uniform prior: what
+        the runs alone say, whatever lean the clean prior has."""
+        return 1.0 + self.symptoms - cell.symptoms, 1.0 + self.clean - cell.clean
 
-        Quadrature on a fine grid of each cell's constrained marginal: the
-        density of p_bug is Beta(a1, b1)(x)·P(X0 < x), of p_clean
-        Beta(a0, b0)(x)·P(X1 > x), both CDFs by cumulative sums. For reports.
-        """
-        post = self.snapshot()
-        xs = [(i + 0.5) / _GRID for i in range(_GRID)]
-        logx = [math.log(x) for x in xs]
-        log1x = [math.log1p(-x) for x in xs]
-        clean_pdf = [0.0] * _GRID
-        bug_pdf = [0.0] * _GRID
-        for cell, mass in zip(post.cells, post.probs, strict=True):
-            if mass < min_mass:
+    def moment_betas(
+        self, post: Snapshot, *, min_mass: float, trust_clean_prior: bool = True
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(clean, bug): each rate's posterior (c out, the constraint ignored) as one
+        moment-matched Beta, cells lighter than `min_mass` left out; without
+        `trust_clean_prior`, the clean rate's as the runs alone say (_clean_by_runs)."""
+        clean, bug = [], []
+        for cell, w in zip(post.cells, post.probs, strict=True):
+            if w < min_mass:
                 continue
-            for share, params in self.parts(cell):
-                _add_marginals(mass * share, params, (logx, log1x), (clean_pdf, bug_pdf))
-        return _summarise(xs, clean_pdf), _summarise(xs, bug_pdf)
+            parts = self.parts(cell)
+            bug += [(w * r, a1, b1) for r, (_, _, a1, b1) in parts]
+            if trust_clean_prior:
+                clean += [(w * r, a0, b0) for r, (a0, b0, _, _) in parts]
+            else:
+                clean.append((w, *self._clean_by_runs(cell)))
+        return _moment_beta(clean), _moment_beta(bug)
+
+    def rate_summary(self, *, min_mass: float = 1e-6) -> tuple[RateSummary, RateSummary]:
+        """(clean side, bug side): posterior means and 90% intervals, c and the other rate out,
+        by quadrature (rate_quadrature.py). For reports."""
+        post = self.snapshot()
+        return summarise_marginals(
+            (mass * share, params)
+            for cell, mass in zip(post.cells, post.probs, strict=True)
+            if mass >= min_mass
+            for share, params in self.parts(cell)
+        )
 
 
-def _add_marginals(
-    w: float,
-    params: tuple[float, float, float, float],
-    grid: tuple[list[float], list[float]],
-    pdfs: tuple[list[float], list[float]],
-) -> None:
-    """Add one (cell, component)'s constrained marginals of both rates, weighted w."""
-    a0, b0, a1, b1 = params
-    d0 = _density(a0, b0, *grid)
-    d1 = _density(a1, b1, *grid)
-    below0 = _cumulative(d0)  # P(X0 < x)
-    above1 = [1.0 - c for c in _cumulative(d1)]  # P(X1 > x)
-    joint0 = [d * a for d, a in zip(d0, above1, strict=True)]
-    joint1 = [d * b for d, b in zip(d1, below0, strict=True)]
-    z0, z1 = sum(joint0), sum(joint1)
-    clean_pdf, bug_pdf = pdfs
-    for i in range(_GRID):
-        clean_pdf[i] += w * joint0[i] / z0
-        bug_pdf[i] += w * joint1[i] / z1
-
-
-def _density(a: float, b: float, logx: list[float], log1x: list[float]) -> list[float]:
-    """Beta(a, b) density at the grid points, normalised to sum to 1 (midpoint rule)."""
-    logs = [(a - 1.0) * lx + (b - 1.0) * l1 for lx, l1 in zip(logx, log1x, strict=True)]
-    top = max(logs)
-    out = [math.exp(v - top) for v in logs]
-    total = sum(out)
-    return [v / total for v in out]
-
-
-def _cumulative(pdf: Iterable[float]) -> list[float]:
-    """Mass below each grid point (half of its own cell counted)."""
-    out, run = [], 0.0
-    for v in pdf:
-        out.append(run + v / 2.0)
-        run += v
-    return out
-
-
-def _summarise(xs: list[float], pdf: list[float]) -> RateSummary:
-    total = sum(pdf)
-    mean = sum(x * v for x, v in zip(xs, pdf, strict=True)) / total
-    low = high = xs[-1]
-    run, found_low = 0.0, False
-    for x, v in zip(xs, pdf, strict=True):
-        run += v / total
-        if not found_low and run >= 0.05:
-            low, found_low = x, True
-        if run >= 0.95:
-            high = x
-            break
-    return RateSummary(estimate=mean, low=low, high=high)
+def _moment_beta(parts: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """The Beta with the mean and variance of a mixture Σ w·Beta(a, b)."""
+    total = sum(w for w, _, _ in parts)
+    mean = sum(w * a / (a + b) for w, a, b in parts) / total
+    second = sum(w * a * (a + 1) / ((a + b) * (a + b + 1)) for w, a, b in parts) / total
+    var = max(second - mean * mean, 1e-15)
+    size = max(mean * (1.0 - mean) / var - 1.0, 1e-3)
+    return max(mean * size, 1e-3), max((1.0 - mean) * size, 1e-3)
