@@ -24,19 +24,17 @@ percent); likely / off < 1 is the gain.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 from build_speed import Phase, finbisect, say
 from hang_speed import add_hunt_arguments, deadlock_hunt
+from results import write_results
 
 VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "off": (["--no-build-ahead"], {}),
@@ -101,15 +99,13 @@ def main() -> int:
         f"{ratios['likely']}; right culprit every time: {correct}"
     )
     if args.json is not None:
-        document = {
-            "version": 1, "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
+        write_results(args.json, {
             "jobs": args.jobs, "history": str(source), "commits": len(shas),
             "position": args.position, "injected": injected, "repeat": args.repeat,
             "median_seconds": median, "ratios": ratios, "target_met": met,
             "built_ahead": counts,
             "phases": {name: [asdict(p) for p in runs] for name, runs in phases.items()},
-        }  # fmt: skip
-        args.json.write_text(json.dumps(document, indent=1) + "\n")
+        })  # fmt: skip
     return 0 if met else 1
 
 

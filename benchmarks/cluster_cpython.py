@@ -49,6 +49,7 @@ from typing import Any
 from build_speed import finbisect, say
 from hang_speed import add_hunt_arguments, deadlock_hunt
 from inject_history import git
+from results import write_results
 
 from finbisect.build.cache import BuildCache, disk_usage
 from finbisect.cluster.artifact import pack
@@ -226,15 +227,13 @@ def main() -> int:
         f"both times: {local.correct and cluster.correct}"
     )
     if args.json is not None:
-        document = {
-            "version": 1, "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
+        write_results(args.json, {
             "jobs": args.jobs, "history": str(source), "position": args.position,
             "percent": args.percent, "injected": injected, "good": good, "bad": bad,
             "candidates": shas.index(bad) - shas.index(good), "ratio": ratio,
             "bundle_mb": round(bundle / MB, 1), "phases": [asdict(p) for p in (local, cluster)],
             "workers": workers, "evidence_from": evidence,
-        }  # fmt: skip
-        args.json.write_text(json.dumps(document, indent=1) + "\n")
+        })  # fmt: skip
     return 0 if local.correct and cluster.correct else 1
 
 

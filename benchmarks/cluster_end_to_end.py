@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from distributed import LocalCluster
+from results import write_results
 
 from finbisect.cluster.tasks import WORKER_CACHE_ENV
 from finbisect.testing.histories import linear_history
@@ -103,12 +103,10 @@ def main() -> int:
         f"time: {both}; right culprit every time: {right}"
     )
     if args.json is not None:
-        document = {
-            "version": 1, "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
+        write_results(args.json, {
             "commits": args.commits, "percent": args.percent, "build_ms": args.build_ms,
             "ratio": ratio, "median_seconds": median, "hunts": rows,
-        }  # fmt: skip
-        args.json.write_text(json.dumps(document, indent=1) + "\n")
+        })  # fmt: skip
     return 0 if right and both else 1
 
 

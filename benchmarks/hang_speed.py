@@ -33,18 +33,17 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 from build_speed import Phase, finbisect, git_bisect_steps, make_history, naive, say, table
 from inject_history import inject_commit, replace_once
+from results import write_results
 
 TARGET = "Python/pylifecycle.c"
 # Where Py_FinalizeEx() has run the atexit functions, per version: (anchor, the
@@ -214,14 +213,12 @@ def main() -> int:
     if phases[0].note:
         print(f"naive: {phases[0].note}")
     if args.json is not None:
-        document = {
-            "version": 1, "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
+        write_results(args.json, {
             "jobs": args.jobs, "history": str(source), "commits": len(shas),
             "position": args.position, "injected": injected, "good": good, "bad": bad,
             "git_bisect_steps": steps_needed, "figures": figures,
             "phases": [asdict(p) for p in phases],
-        }  # fmt: skip
-        args.json.write_text(json.dumps(document, indent=1) + "\n")
+        })  # fmt: skip
     return 0 if figures["targets_met"] else 1
 
 
