@@ -32,8 +32,9 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from build_speed import Phase, finbisect, say
+from build_speed import finbisect
 from hang_speed import add_hunt_arguments, deadlock_hunt
+from hunt_phases import Phase, say
 from results import write_results
 
 VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {

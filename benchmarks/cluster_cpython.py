@@ -46,8 +46,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from build_speed import finbisect, say
+from build_speed import finbisect
 from hang_speed import add_hunt_arguments, deadlock_hunt
+from hunt_phases import say
 from inject_history import git
 from results import write_results
 

@@ -41,7 +41,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from build_speed import Phase, finbisect, git_bisect_steps, make_history, naive, say, table
+from build_speed import finbisect
+from hunt_phases import Phase, git_bisect_steps, make_history, naive, say, table
 from inject_history import inject_commit, replace_once
 from results import write_results
 

@@ -29,6 +29,7 @@ Accuracy = correct culprits over hunts that named one (what a stated
 confidence promises); "inconclusive" = hunts that named none (exit 5).
 "bound" = log2 N / C(p0, p1), C the capacity of the binary asymmetric
 channel (no method can average fewer runs). Uses two worker processes.
+One hunt by each method: rate_hunts.py and naive_k.py.
 """
 
 from __future__ import annotations
@@ -43,190 +44,38 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bayesect_model import BayesectModel
+from naive_k import ThresholdBisection, oracle_threshold, run_naive
+from rate_hunts import (
+    METHODS,
+    Hunt,
+    Task,
+    culprit_of,
+    prior_of,
+    run_bayesect,
+    run_finbisect,
+    run_model,
+)
 
-from finbisect.search.model_choice import AutoBisection
-from finbisect.search.noisy import NoisyBisection
-from finbisect.search.rate_change import RateChangeBisection
-from finbisect.search.rate_posterior import RatePrior, asymmetric_channel_capacity
-from finbisect.search.strategy import AnswerStatus, CandidateGraph, ClassicBisection, Costs
-from finbisect.testing.simulate import simulate_hunt
+from finbisect.search.rate_posterior import asymmetric_channel_capacity
+
+# Moved to rate_hunts.py and naive_k.py; still importable from here, as before.
+__all__ = [
+    "METHODS",
+    "Hunt",
+    "Task",
+    "ThresholdBisection",
+    "culprit_of",
+    "oracle_threshold",
+    "prior_of",
+    "run_bayesect",
+    "run_finbisect",
+    "run_model",
+    "run_naive",
+]
 
 SIZES = (64, 1024)
 RATES = ((0.02, 0.2), (0.05, 0.5), (0.1, 0.4), (0.1, 0.7))
 WORKERS = 2
-
-
-@dataclass(frozen=True, kw_only=True)
-class Hunt:
-    """One simulated hunt's outcome."""
-
-    named: bool
-    correct: bool
-    confidence: float
-    runs: int
-    builds: int  # distinct revisions run (endpoints included)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Task:
-    method: str  # "finbisect", "git_bayesect" or "naive:K"
-    n: int
-    p0: float
-    p1: float
-    seeds: tuple[int, ...]
-    max_runs: int
-    confidence: float
-    build_seconds: float
-    run_seconds: float
-    visit_seconds: float = 1.0
-    clean_prior: str = "default"  # "A,B": one Beta, "adaptive", or RatePrior()'s
-
-
-def _costs(task: Task) -> Costs:
-    return Costs(
-        build_seconds=task.build_seconds,
-        run_seconds=task.run_seconds,
-        visit_seconds=task.visit_seconds,
-    )
-
-
-def prior_of(spec: str) -> RatePrior:
-    if spec == "default":
-        return RatePrior()
-    if spec == "adaptive":
-        return RatePrior.adaptive()
-    a, b = (float(v) for v in spec.split(","))
-    return RatePrior(clean=(a, b))
-
-
-def culprit_of(seed: int, n: int) -> int:
-    return random.Random(seed).randrange(n)
-
-
-def run_finbisect(task: Task, seed: int) -> Hunt:
-    graph = CandidateGraph.linear(task.n)
-    search = RateChangeBisection(
-        graph,
-        bug_is_new=True,
-        confidence=task.confidence,
-        max_runs=task.max_runs,
-        costs=_costs(task),
-        prior=prior_of(task.clean_prior),
-    )
-    stats = simulate_hunt(
-        search,
-        graph,
-        culprit=culprit_of(seed, task.n),
-        p=task.p1,
-        p_clean=task.p0,
-        bug_is_new=True,
-        rng=random.Random(seed + 1),
-    )
-    named = stats.status is AnswerStatus.FOUND
-    return Hunt(
-        named=named,
-        correct=stats.correct,
-        confidence=stats.confidence if named else 0.0,
-        runs=stats.calibration_runs + stats.endpoint_runs + stats.search_runs,
-        builds=stats.builds + 2,
-    )
-
-
-def run_bayesect(task: Task, seed: int) -> Hunt:
-    """git_bayesect's loop (`cli_run`): positions 0 = new end .. N = old end."""
-    n = task.n
-    truth = n - 1 - culprit_of(seed, n)  # position of the culprit
-    rng = random.Random(seed + 1)
-    model = BayesectModel(n + 1)
-    visited: set[int] = set()
-    runs = 0
-    while True:
-        position, probability = model.best()
-        if probability >= task.confidence:
-            correct = position == truth
-            return Hunt(
-                named=True, correct=correct, confidence=probability, runs=runs, builds=len(visited)
-            )
-        if runs >= task.max_runs:
-            return Hunt(named=False, correct=False, confidence=0.0, runs=runs, builds=len(visited))
-        position = model.select()
-        visited.add(position)
-        rate = task.p1 if position <= truth else task.p0
-        model.record(position, rng.random() < rate)
-        runs += 1
-
-
-class ThresholdBisection(ClassicBisection):
-    """git bisect with k runs per revision: bug side iff at least `threshold` symptoms."""
-
-    def __init__(self, graph: CandidateGraph, *, runs: int, threshold: int) -> None:
-        super().__init__(graph, runs=runs, bug_is_new=True, verify=False)
-        self.threshold = threshold
-
-    def record(self, index: int, *, symptoms: int, clean: int) -> None:
-        bug = symptoms >= self.threshold
-        super().record(index, symptoms=int(bug), clean=int(not bug))
-
-
-def oracle_threshold(k: int, p0: float, p1: float) -> int:
-    """The symptom count from which k runs are likelier on the bug side (rates known)."""
-    slope = math.log(p1 * (1 - p0) / (p0 * (1 - p1)))
-    return max(1, math.ceil(k * math.log((1 - p0) / (1 - p1)) / slope))
-
-
-def run_naive(task: Task, seed: int, k: int) -> Hunt:
-    graph = CandidateGraph.linear(task.n)
-    search = ThresholdBisection(graph, runs=k, threshold=oracle_threshold(k, task.p0, task.p1))
-    stats = simulate_hunt(
-        search,
-        graph,
-        culprit=culprit_of(seed, task.n),
-        p=task.p1,
-        p_clean=task.p0,
-        bug_is_new=True,
-        rng=random.Random(seed + 1),
-    )
-    return Hunt(
-        named=True,
-        correct=stats.correct,
-        confidence=1.0,
-        runs=stats.search_runs,
-        builds=stats.builds,
-    )
-
-
-def run_model(task: Task, seed: int) -> Hunt:
-    """--models: today's one-sided search, or auto (one-sided, switching to two-sided)."""
-    graph = CandidateGraph.linear(task.n)
-    search: NoisyBisection | AutoBisection
-    if task.method == "one-sided":
-        search = NoisyBisection(graph, bug_is_new=True, max_runs=task.max_runs, costs=_costs(task))
-    else:
-        search = AutoBisection(
-            graph,
-            bug_is_new=True,
-            max_runs=task.max_runs,
-            costs=_costs(task),
-            confirm=task.method == "auto",
-        )
-    stats = simulate_hunt(
-        search,
-        graph,
-        culprit=culprit_of(seed, task.n),
-        p=task.p1,
-        p_clean=task.p0,
-        bug_is_new=True,
-        rng=random.Random(seed + 1),
-    )
-    named = stats.status is AnswerStatus.FOUND
-    return Hunt(
-        named=named,
-        correct=stats.correct,
-        confidence=stats.confidence if named else 0.0,
-        runs=stats.calibration_runs + stats.endpoint_runs + stats.search_runs,
-        builds=stats.builds + 2,
-    )
 
 
 def run_task(task: Task) -> list[Hunt]:
@@ -413,9 +262,6 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))
     print(f"\n{time.monotonic() - started:.0f} s")
-
-
-METHODS = ("one-sided", "auto-evidence", "auto")
 
 
 def models_study(args: argparse.Namespace) -> None:

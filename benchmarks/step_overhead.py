@@ -35,12 +35,12 @@ The target (issue #12): <= 0.3 s of overhead per step.
 --search-only times the searches alone (no git, no builds) on a line of
 --commits candidates, five of them unbuildable: seconds per step of choosing
 and recording, for git bisect's search, the one-sided noisy search and auto.
+The history is written by long_history.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import json
 import os
@@ -50,19 +50,16 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-MARKER = "Misc/FB_CRASH"
-STEP_FILE = "Misc/FB_STEP"
+from long_history import MARKER, make_history
+
 REPRO = "import os\nif os.environ.get('FB_CRASH'):\n    os.abort()\n"
 TARGET_SECONDS = 0.3
-_DATE = 1_700_000_000
 
 
 def build_command(python: str) -> str:
@@ -73,64 +70,6 @@ def build_command(python: str) -> str:
         f"if [ -e {MARKER} ]; then echo 'FB_CRASH=1; export FB_CRASH'; fi; "
         f'echo "exec {q} \\"\\$@\\""; }} > python && chmod +x python'
     )
-
-
-def _data(out: IO[bytes], payload: bytes) -> None:
-    out.write(b"data %d\n" % len(payload))
-    out.write(payload)
-    out.write(b"\n")
-
-
-def _commit(out: IO[bytes], n: int, message: str, files: Sequence[tuple[str, str, bytes]]) -> None:
-    out.write(b"commit refs/heads/main\n")
-    out.write(b"committer Bench <bench@example.org> %d +0000\n" % (_DATE + n))
-    _data(out, message.encode())
-    for mode, path, payload in files:
-        out.write(f"M {mode} inline {path}\n".encode())
-        _data(out, payload)
-
-
-def _tree_files(source: Path) -> Iterator[tuple[str, str, bytes]]:
-    archive = subprocess.run(
-        ["git", "-C", str(source), "archive", "--format=tar", "HEAD"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar:
-            if member.isfile():
-                mode = "100755" if member.mode & 0o111 else "100644"
-                handle = tar.extractfile(member)
-                assert handle is not None
-                yield mode, member.name, handle.read()
-            elif member.issym():
-                yield "120000", member.name, member.linkname.encode()
-
-
-def make_history(repo: Path, source: Path, commits: int) -> tuple[str, str, str]:
-    """(good, bad, culprit): the tree, then `commits` commits; the middle one the culprit."""
-    subprocess.run(["git", "init", "--quiet", "-b", "main", str(repo)], check=True)
-    crash_at = commits // 2
-    importer = subprocess.Popen(
-        ["git", "fast-import", "--quiet", "--export-marks=" + str(repo / ".git" / "marks")],
-        cwd=repo, stdin=subprocess.PIPE,
-    )  # fmt: skip
-    assert importer.stdin is not None
-    out = importer.stdin
-    _commit(out, 0, "The tree\n", list(_tree_files(source)))
-    for n in range(1, commits + 1):
-        files = [("100644", STEP_FILE, b"%d\n" % n)]
-        if n == crash_at:
-            files.append(("100644", MARKER, b"crash\n"))
-        _commit(out, n, f"Step {n}\n", files)
-    out.close()
-    if importer.wait() != 0:
-        raise SystemExit("git fast-import failed")
-    subprocess.run(["git", "-C", str(repo), "checkout", "--quiet", "main"], check=True)
-    log = subprocess.run(
-        ["git", "-C", str(repo), "rev-list", "--reverse", "main"],
-        check=True, capture_output=True, text=True,
-    ).stdout.split()  # fmt: skip
-    return log[0], log[-1], log[crash_at]
 
 
 def _timed_lines(
