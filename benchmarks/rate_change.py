@@ -13,7 +13,7 @@ for every method, which all get the same run budget and confidence:
   build B s / run R s / visit V s (it trades runs against builds; with
   `--build-seconds 0 --visit-seconds 0` it minimises runs, as git_bayesect does).
   `--clean-prior A,B`: a Beta(A, B) prior on the clean side's rate instead of
-  the default Beta(1/2, 1) (A may be a fraction, e.g. 0.75); `adaptive`:
+  the default uniform Beta(1, 1) (A may be a fraction, e.g. 0.5); `adaptive`:
   RatePrior.adaptive(), a mixture of Beta(1, b) the runs weigh.
   `--rates` and `--finbisect-only` make quick studies of a few cells (the
   same seeds per cell as the full grid).

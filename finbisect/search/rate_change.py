@@ -6,7 +6,7 @@ shows the symptom. A finalization race breaks that: it was always there at
 runs on the clean side show the symptom with p_clean, on the bug side with
 p_bug > p_clean, and both are integrated out of the posterior over the
 culprit exactly (rate_posterior.py), RatePrior()'s priors unless `prior`
-says otherwise (the clean rate's leans to 0, the bug rate's is uniform).
+says otherwise (uniform on both).
 Regression: p_before = p_clean; fix: p_before = p_bug.
 
 Phases (all requested by `next_request`):

@@ -133,7 +133,7 @@ def test_the_pessimistic_clean_rate_is_read_from_the_runs_alone() -> None:
     uniform Beta(1, 1)'s, yet the check gives the same mass under all three."""
     graph = CandidateGraph.linear(8)
     masses = []
-    for prior in (RatePrior.adaptive(), RatePrior(), RatePrior(clean=(1.0, 1.0))):
+    for prior in (RatePrior.adaptive(), RatePrior(clean=(0.5, 1.0)), RatePrior()):
         model = RatePosterior(graph, bug_is_new=True, prior=prior)
         for x, (s, f) in {OLD_END: (1, 59), 3: (1, 9), 4: (4, 6), 7: (30, 30)}.items():
             model.observe(x, s, f, first=True)
