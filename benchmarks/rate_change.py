@@ -171,7 +171,7 @@ def main() -> None:
         "--clean-prior",
         default="default",
         help="finbisect's prior on the clean side's rate: A,B (one Beta; the default is "
-        "RatePrior()'s, Beta(1/2, 1)) or adaptive",
+        "RatePrior()'s, uniform) or adaptive",
     )
     parser.add_argument(
         "--rates",
