@@ -20,7 +20,7 @@ import multiprocessing
 import random
 import statistics
 
-from rate_change import prior_of
+from rate_hunts import prior_of
 
 from finbisect.search.rate_change import RateChangeBisection
 from finbisect.search.strategy import CandidateGraph, Costs

@@ -44,34 +44,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from naive_k import ThresholdBisection, oracle_threshold, run_naive
-from rate_hunts import (
-    METHODS,
-    Hunt,
-    Task,
-    culprit_of,
-    prior_of,
-    run_bayesect,
-    run_finbisect,
-    run_model,
-)
+from naive_k import run_naive
+from rate_hunts import METHODS, Hunt, Task, prior_of, run_bayesect, run_finbisect, run_model
 
 from finbisect.search.rate_posterior import asymmetric_channel_capacity
-
-# Moved to rate_hunts.py and naive_k.py; still importable from here, as before.
-__all__ = [
-    "METHODS",
-    "Hunt",
-    "Task",
-    "ThresholdBisection",
-    "culprit_of",
-    "oracle_threshold",
-    "prior_of",
-    "run_bayesect",
-    "run_finbisect",
-    "run_model",
-    "run_naive",
-]
 
 SIZES = (64, 1024)
 RATES = ((0.02, 0.2), (0.05, 0.5), (0.1, 0.4), (0.1, 0.7))
